@@ -1,0 +1,29 @@
+"""The MRT file container (header + payload), no torch. Spec: docs/bitstream.md."""
+
+from mrt.bitstream.container import (
+    HEADER_SIZE,
+    MAGIC,
+    MAX_SIDE,
+    SUPPORTED_VERSIONS,
+    VERSION,
+    Container,
+    pack,
+    symbols_digest,
+    unpack,
+    verify,
+)
+from mrt.bitstream.crc import crc16
+
+__all__ = [
+    "HEADER_SIZE",
+    "MAGIC",
+    "MAX_SIDE",
+    "SUPPORTED_VERSIONS",
+    "VERSION",
+    "Container",
+    "crc16",
+    "pack",
+    "symbols_digest",
+    "unpack",
+    "verify",
+]

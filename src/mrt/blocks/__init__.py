@@ -1,0 +1,1 @@
+"""nn building blocks: Bi-RWKV, ViT, MLP and LFQ (import the submodules directly)."""

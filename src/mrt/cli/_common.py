@@ -1,0 +1,232 @@
+"""Helpers shared by the compress/decompress/info/models subcommands."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
+
+from mrt.errors import ModelError, MRTError
+
+#: Extensions picked up when a folder is given to ``mrt compress``.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif",
+     ".ppm", ".pgm", ".pnm"}
+)
+MRT_SUFFIXES = frozenset({".mrt"})
+
+
+def codec_api() -> ModuleType:
+    """The ``mrt.codec`` module (imported on first use; it pulls in torch)."""
+    try:
+        return importlib.import_module("mrt.codec")
+    except ModuleNotFoundError as err:
+        if err.name == "mrt.codec":
+            raise ModelError("this mrt build has no codec (module mrt.codec is missing)") from None
+        raise
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to process: ``src`` -> ``dst``."""
+
+    src: Path
+    dst: Path
+
+
+@dataclass
+class Failure:
+    """A file that could not be processed."""
+
+    src: str
+    error: MRTError
+
+
+@dataclass
+class Plan:
+    """Jobs to run and the inputs that already failed while planning."""
+
+    jobs: list[Job] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    n_inputs: int = 0
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    """True if any component below ``root`` starts with a dot (temp files, .git, ...)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def find_files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
+    """Files under ``folder`` (recursive, sorted) whose extension is in ``suffixes``."""
+    found = [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in suffixes and p.is_file() and not _is_hidden(p, folder)
+    ]
+    return sorted(found)
+
+
+def _expand(inputs: Iterable[str], suffixes: frozenset[str], plan: Plan) -> tuple[list[tuple[Path, Path]], bool]:
+    """Inputs -> (file, name relative to its folder) pairs; also whether any input was a folder."""
+    items: list[tuple[Path, Path]] = []
+    any_folder = False
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            any_folder = True
+            files = find_files(path, suffixes)
+            if not files:
+                plan.failures.append(Failure(text, MRTError(f"no matching files in folder '{text}'")))
+            items.extend((f, f.relative_to(path)) for f in files)
+        elif path.exists():
+            items.append((path, Path(path.name)))
+        else:
+            plan.failures.append(Failure(text, MRTError(f"cannot read '{text}': no such file or folder")))
+    return items, any_folder
+
+
+def plan_jobs(
+    inputs: list[str], output: str | None, suffixes: frozenset[str], new_suffix: str
+) -> Plan:
+    """Map inputs (files or folders) to output paths.
+
+    * no ``output``: next to the input, extension replaced by ``new_suffix``;
+    * one input file and ``output``: that file (or ``output/<name><new_suffix>`` if ``output`` is a
+      folder or ends with a path separator);
+    * several inputs or a folder: ``output`` is a folder; ``output/<relative name><new_suffix>``.
+    """
+    plan = Plan()
+    items, any_folder = _expand(inputs, suffixes, plan)
+    plan.n_inputs = len(items) + len(plan.failures)
+    several = any_folder or len(inputs) > 1
+    out = Path(output) if output is not None else None
+    if out is not None and several and out.exists() and not out.is_dir():
+        raise MRTError(f"-o '{output}' must be a folder when processing several files")
+    out_is_dir = out is not None and (
+        several or out.is_dir() or str(output).endswith((os.sep, "/"))
+    )
+    claimed: dict[Path, Path] = {}
+    for src, rel in items:
+        if out is None:
+            dst = src.with_suffix(new_suffix)
+        elif out_is_dir:
+            dst = out / rel.with_suffix(new_suffix)
+        else:
+            dst = out
+        _claim(plan, claimed, Job(src, dst))
+    return plan
+
+
+def _claim(plan: Plan, claimed: dict[Path, Path], job: Job) -> None:
+    """Add ``job`` unless its output is its input or is already the output of another job."""
+    key = Path(os.path.abspath(job.dst))
+    if key == Path(os.path.abspath(job.src)):
+        plan.failures.append(Failure(str(job.src), MRTError(f"'{job.src}': output would overwrite the input")))
+    elif key in claimed:
+        plan.failures.append(Failure(
+            str(job.src), MRTError(f"'{job.src}': output '{job.dst}' is also the output of '{claimed[key]}'")
+        ))
+    else:
+        claimed[key] = job.src
+        plan.jobs.append(job)
+
+
+class Reporter:
+    """Per-file lines, error lines and an optional progress bar (stderr)."""
+
+    def __init__(self, total: int, quiet: bool, progress: bool, desc: str) -> None:
+        self.quiet = quiet
+        self.failures: list[Failure] = []
+        self._bar: Any = None
+        if total > 1 and (progress or (not quiet and _isatty(sys.stderr))):
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, file=sys.stderr, unit="file", desc=desc, leave=False)
+
+    def _write(self, text: str, stream: IO[str]) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=stream)
+        else:
+            print(text, file=stream)
+
+    def done(self, line: str) -> None:
+        """A file succeeded: print its line (unless quiet) and advance the bar."""
+        if not self.quiet:
+            self._write(line, sys.stdout)
+        self.step()
+
+    def failed(self, failure: Failure) -> None:
+        """A file failed: print one error line and advance the bar."""
+        self.failures.append(failure)
+        self._write(f"mrt: error: {describe_failure(failure)}", sys.stderr)
+        self.step()
+
+    def step(self) -> None:
+        """Advance the progress bar."""
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        """Remove the progress bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def describe_failure(failure: Failure) -> str:
+    """One line naming the file (unless the message already does) and the reason."""
+    message = " ".join(str(failure.error).split())
+    return message if failure.src in message else f"{failure.src}: {message}"
+
+
+def exit_status(failures: list[Failure], n_inputs: int) -> int:
+    """0 if none failed; the error's own status for a single input; else 1."""
+    if not failures:
+        return 0
+    if n_inputs == 1:
+        return failures[0].error.exit_code
+    return 1
+
+
+def iterate(jobs: list[Job], reporter: Reporter) -> Iterator[Job]:
+    """Yield jobs; the reporter is closed at the end (also on Ctrl-C)."""
+    try:
+        yield from jobs
+    finally:
+        reporter.close()
+
+
+def ensure_parent(path: Path) -> None:
+    """Create the folder that will hold ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MRTError(f"cannot create folder '{path.parent}': {err.strerror or err}") from None
+
+
+def refuse_existing(path: Path, force: bool) -> None:
+    """Fail early (before any work) if ``path`` exists and ``force`` is not set."""
+    from mrt.io import OutputExistsError
+
+    if not force and path.exists():
+        raise OutputExistsError(f"'{path}' already exists (use --force to overwrite)")
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read a whole file; OS errors become one-line ``MRTError``s."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise MRTError(f"cannot read '{path}': {err.strerror or err}") from None

@@ -1,0 +1,93 @@
+"""``mrt decompress IN... [-o OUT] [--force] [-q] [--progress]``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mrt.cli._common import (
+    MRT_SUFFIXES,
+    Failure,
+    Job,
+    Reporter,
+    codec_api,
+    ensure_parent,
+    exit_status,
+    iterate,
+    plan_jobs,
+    read_bytes,
+    refuse_existing,
+)
+from mrt.errors import ImageError, MRTError
+
+DESCRIPTION = """\
+Decompress .mrt files to images. No model option is needed: each file names its model. IN may
+be .mrt files or folders (searched recursively for *.mrt). Without -o each output is written
+next to its input as <name>.png. With one input, -o names the output file (its extension picks
+the format: .png, .jpg, .webp, .bmp, .tif); with several inputs or a folder, -o is a folder
+(outputs are PNG). Existing files are never overwritten without --force. If some files fail,
+the others are still written and the exit status is 1.
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``decompress`` subcommand."""
+    p = subparsers.add_parser(
+        "decompress",
+        help="decompress .mrt files to images",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN", help=".mrt files or folders")
+    p.add_argument("-o", "--output", metavar="OUT", help="output image file (one input) or folder")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
+    p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
+
+
+class _Codecs:
+    """Codecs by model id, each loaded once."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, Any] = {}
+
+    def for_file(self, data: bytes) -> Any:
+        from mrt.bitstream import unpack
+
+        model_id = unpack(data).model_id  # clean BitstreamError before any model lookup
+        if model_id not in self._by_id:
+            self._by_id[model_id] = codec_api().open_for(data)
+        return self._by_id[model_id]
+
+
+def _decompress_one(codecs: _Codecs, job: Job, force: bool) -> str:
+    """Decompress one file; returns its report line."""
+    from mrt.io import SAVE_SUFFIXES, save_image
+
+    suffix = job.dst.suffix.lower() or ".png"
+    if suffix not in SAVE_SUFFIXES:
+        raise ImageError(f"cannot write '{job.dst}': unknown image extension '{job.dst.suffix}'")
+    refuse_existing(job.dst, force)
+    data = read_bytes(job.src)
+    img = codecs.for_file(data).decompress(data)
+    ensure_parent(job.dst)
+    save_image(img, job.dst, force=force)
+    height, width = img.shape[:2]
+    return f"{job.src} -> {job.dst}: {width}x{height}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Decompress every input; see ``DESCRIPTION`` for paths and exit status."""
+    plan = plan_jobs(args.inputs, args.output, MRT_SUFFIXES, ".png")
+    if not plan.jobs and not plan.failures:
+        raise MRTError("no .mrt files found")
+    codecs = _Codecs()
+    reporter = Reporter(len(plan.jobs), args.quiet, args.progress, "decompress")
+    for failure in plan.failures:
+        reporter.failed(failure)
+    for job in iterate(plan.jobs, reporter):
+        try:
+            reporter.done(_decompress_one(codecs, job, args.force))
+        except MRTError as err:
+            reporter.failed(Failure(str(job.src), err))
+    return exit_status(reporter.failures, plan.n_inputs)

@@ -1,0 +1,174 @@
+"""The complete MRT codec network: analysis (frozen TAEF2 encoder), MRT encoder, LFQ, RCM,
+MRT decoder and pixel generator, with the image-level plumbing (padding to whole windows,
+tiling of the full-resolution convolutions for large images, cropping back).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from mrt.blocks.lfq import LFQ, LFQOutput
+from mrt.models.config import MRTConfig
+from mrt.models.generator import PixelGenerator
+from mrt.models.mrt import MRTDecoder, MRTEncoder
+from mrt.models.rcm import RCM
+from mrt.models.taef2 import TAEF2Encoder
+
+# Full-resolution convolutions run on tiles once an image exceeds this many pixels, so that
+# memory stays bounded (a 4K image would otherwise hold several GB of 64-channel activations).
+TILE_PIXELS = 1024 * 1024
+TILE = 512  # tile side in pixels (multiple of 16)
+HALO = 64  # context around each tile in pixels (multiple of 16)
+
+
+def apply_tiled(net: nn.Module, x: torch.Tensor, scale: float, unit: int) -> torch.Tensor:
+    """Run a fully-convolutional ``net`` (output size = input size * scale) on overlapping tiles.
+
+    ``x``: [B, C, H, W]; ``unit``: input pixels per TILE-pixel of image space (1 for pixels, 8
+    for the 1/8 latent). Tiles are TILE x TILE image pixels with a HALO margin of context that is
+    cut off after the net; the result depends only on the input, not on anything else.
+    """
+    b, _, h, w = x.shape
+    t, m = TILE // unit, HALO // unit
+    rows = []
+    for y0 in range(0, h, t):
+        cols = []
+        for x0 in range(0, w, t):
+            ya, yb = max(0, y0 - m), min(h, y0 + t + m)
+            xa, xb = max(0, x0 - m), min(w, x0 + t + m)
+            out = net(x[:, :, ya:yb, xa:xb])
+            oy, ox = round((y0 - ya) * scale), round((x0 - xa) * scale)
+            oh, ow = round(min(t, h - y0) * scale), round(min(t, w - x0) * scale)
+            cols.append(out[:, :, oy : oy + oh, ox : ox + ow])
+        rows.append(torch.cat(cols, dim=3))
+    return torch.cat(rows, dim=2)
+
+
+@dataclass
+class CodecOutput:
+    """Everything a training task needs from one forward pass."""
+
+    target_logits: torch.Tensor  # [B, target_bits, H/16, W/16]
+    codes: torch.Tensor  # [B, target_bits, H/16, W/16] what the generator consumed (soft or hard)
+    latent_pred: torch.Tensor  # [B, 32, H/8, W/8] generator's TAEF2 latent
+    recon: torch.Tensor | None  # [B, 3, H, W] unclamped RGB (None when pixels were not requested)
+    tokens: LFQOutput  # [B, nW, K', d]
+    rate_bits: torch.Tensor  # [B]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Image size and its window grid."""
+
+    height: int
+    width: int
+    window: int
+
+    @property
+    def rows(self) -> int:
+        return math.ceil(self.height / self.window)
+
+    @property
+    def cols(self) -> int:
+        return math.ceil(self.width / self.window)
+
+    @property
+    def n_windows(self) -> int:
+        return self.rows * self.cols
+
+
+class MRTCodecModel(nn.Module):
+    """See module docstring. ``cfg.n_tokens`` latent tokens per window exist; ``k_code`` are coded."""
+
+    def __init__(self, cfg: MRTConfig, k_code: int | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.k_code = cfg.n_tokens if k_code is None else k_code
+        if not 1 <= self.k_code <= cfg.n_tokens:
+            raise ValueError(f"k_code must be in 1..{cfg.n_tokens}")
+        self.analysis = TAEF2Encoder().requires_grad_(False)
+        self.encoder = MRTEncoder(cfg)
+        # a light commitment: with the default 0.25 the 1-D tokens collapsed to one constant code early in training
+        self.lfq = LFQ(cfg.token_bits, commit_weight=0.02)
+        self.rcm = RCM(cfg)
+        self.decoder = MRTDecoder(cfg)
+        self.generator = PixelGenerator(cfg.target)
+
+    # ----- building blocks shared by training and coding -----
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] in [0, 1] (H, W multiples of the window) -> TAEF2 latent [B, 32, H/8, W/8]."""
+        if x.shape[-1] * x.shape[-2] > TILE_PIXELS:
+            return apply_tiled(self.analysis, x, 1 / 8, 1)
+        return self.analysis(x)
+
+    def quantize(self, latent: torch.Tensor, k: int) -> LFQOutput:
+        """TAEF2 latent -> LFQ output over the first ``k`` tokens of every window, [B, nW, k, d]."""
+        return self.lfq(self.encoder(latent)[:, :, :k])
+
+    def decode_logits(self, tokens_pm1: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        return self.decoder(tokens_pm1, rows, cols)
+
+    def codes_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Generator input: E[bit] = tanh(logit/2) (soft, differentiable) or sign(logit) (hard)."""
+        if self.cfg.decode == "soft":
+            return torch.tanh(logits * 0.5)
+        return torch.where(logits >= 0, 1.0, -1.0).to(logits)
+
+    def synthesize_latent(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.generator.latent_decoder(codes)
+
+    def render(self, latent: torch.Tensor) -> torch.Tensor:
+        """TAEF2 latent [B, 32, h, w] -> RGB [B, 3, 8h, 8w] (unclamped), tiled when large."""
+        if latent.shape[-1] * latent.shape[-2] * 64 > TILE_PIXELS:
+            return apply_tiled(self.generator.rgb_decoder, latent, 8, 8)
+        return self.generator.rgb_decoder(latent)
+
+    def forward(self, latent: torch.Tensor, k: int | None = None, with_pixels: bool = False) -> CodecOutput:
+        """Training forward from a TAEF2 latent [B, 32, h, w] whose sides are whole windows."""
+        k = self.k_code if k is None else k
+        cells = self.cfg.window // 8
+        rows, cols = latent.shape[-2] // cells, latent.shape[-1] // cells
+        tokens = self.quantize(latent, k)
+        rate = self.rcm.rate_bits(tokens.quantized)
+        logits = self.decode_logits(tokens.quantized, rows, cols)
+        codes = self.codes_from_logits(logits)
+        latent_pred = self.synthesize_latent(codes)
+        recon = self.generator.rgb_decoder(latent_pred) if with_pixels else None
+        return CodecOutput(logits, codes, latent_pred, recon, tokens, rate)
+
+    # ----- image-level plumbing used by the codec (no gradients) -----
+    def geometry(self, height: int, width: int) -> Geometry:
+        return Geometry(height, width, self.cfg.window)
+
+    def image_to_tensor(self, img: np.ndarray) -> torch.Tensor:
+        """uint8 [H, W, 3] -> float [1, 3, Hp, Wp] in [0, 1], edge-padded to whole windows."""
+        geo = self.geometry(img.shape[0], img.shape[1])
+        hp, wp = geo.rows * geo.window, geo.cols * geo.window
+        padded = np.pad(img, ((0, hp - img.shape[0]), (0, wp - img.shape[1]), (0, 0)), mode="edge")
+        return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0
+
+    @torch.inference_mode()
+    def encode_bits(self, img: np.ndarray) -> torch.Tensor:
+        """uint8 image [H, W, 3] -> {0,1} token bits [1, nW, k_code, d] (int64)."""
+        latent = self.analyse(self.image_to_tensor(img))
+        return self.quantize(latent, self.k_code).bits
+
+    @torch.inference_mode()
+    def decode_bits(self, bits01: torch.Tensor, height: int, width: int) -> np.ndarray:
+        """{0,1} token bits [1, nW, k, d] -> uint8 image [height, width, 3]."""
+        geo = self.geometry(height, width)
+        tokens = bits01.float() * 2.0 - 1.0
+        logits = self.decode_logits(tokens, geo.rows, geo.cols)
+        rgb = self.render(self.synthesize_latent(self.codes_from_logits(logits)))
+        rgb = rgb[0, :, :height, :width].clamp(0.0, 1.0)
+        return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+    @torch.inference_mode()
+    def reconstruct(self, img: np.ndarray) -> np.ndarray:
+        """Eval-mode forward without entropy coding: what decompress(compress(img)) must return."""
+        return self.decode_bits(self.encode_bits(img), img.shape[0], img.shape[1])

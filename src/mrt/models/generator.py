@@ -1,0 +1,97 @@
+"""Stage-0 discrete-target autoencoder and the pixel generator.
+
+The *target encoder* (training only) maps the frozen TAEF2 latent (32 ch at 1/8) to LFQ codes at
+1/16 resolution: these are the discrete targets of stage 1. The *pixel generator* maps such codes
+(hard +-1 bits, or soft bits in [-1, 1] = the expectation of a bit under the decoder's logits)
+back to a TAEF2 latent with a small conv net, then to RGB with a TAEF2-architecture decoder
+(initialised from the pretrained TAEF2 weights, or from scratch when configured so).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrt.blocks.lfq import LFQ, LFQOutput
+from mrt.models.config import TargetConfig
+from mrt.models.taef2 import LATENT_CHANNELS, TAEF2Decoder
+
+
+class ResBlock2d(nn.Module):
+    """Pre-norm residual conv block: x + conv(gelu(conv(gelu(norm(x)))))."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(8, channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.gelu(self.conv1(F.gelu(self.norm(x)))))
+
+
+class TargetEncoder(nn.Module):
+    """TAEF2 latent [B, 32, h, w] -> pre-quantisation codes [B, bits, h/2, w/2]."""
+
+    def __init__(self, cfg: TargetConfig) -> None:
+        super().__init__()
+        c = cfg.dim
+        self.stem = nn.Conv2d(LATENT_CHANNELS, c, 3, padding=1)
+        self.blocks1 = nn.Sequential(*[ResBlock2d(c) for _ in range(cfg.depth)])
+        self.down = nn.Conv2d(c, c, 2, stride=2)
+        self.blocks2 = nn.Sequential(*[ResBlock2d(c) for _ in range(cfg.depth)])
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.GELU(), nn.Conv2d(c, cfg.bits, 1))
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks2(self.down(self.blocks1(self.stem(latent)))))
+
+
+class LatentDecoder(nn.Module):
+    """Codes [B, bits, h, w] (values in [-1, 1]) -> TAEF2 latent [B, 32, 2h, 2w]."""
+
+    def __init__(self, cfg: TargetConfig) -> None:
+        super().__init__()
+        c = cfg.dim
+        self.stem = nn.Conv2d(cfg.bits, c, 1)
+        self.blocks1 = nn.Sequential(*[ResBlock2d(c) for _ in range(cfg.depth)])
+        self.up = nn.Sequential(nn.Conv2d(c, 4 * c, 1), nn.PixelShuffle(2))
+        self.blocks2 = nn.Sequential(*[ResBlock2d(c) for _ in range(cfg.depth)])
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.GELU(), nn.Conv2d(c, LATENT_CHANNELS, 3, padding=1))
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks2(self.up(self.blocks1(self.stem(codes)))))
+
+
+class PixelGenerator(nn.Module):
+    """Codes at 1/16 -> TAEF2 latent at 1/8 -> RGB (unclamped) at full resolution."""
+
+    def __init__(self, cfg: TargetConfig) -> None:
+        super().__init__()
+        self.latent_decoder = LatentDecoder(cfg)
+        self.rgb_decoder = TAEF2Decoder()
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.rgb_decoder(self.latent_decoder(codes))
+
+
+class TargetAutoencoder(nn.Module):
+    """Stage-0 model: frozen-TAEF2 latent -> LFQ codes at 1/16 -> pixel generator."""
+
+    def __init__(self, cfg: TargetConfig) -> None:
+        super().__init__()
+        self.encoder = TargetEncoder(cfg)
+        self.lfq = LFQ(cfg.bits)
+        self.generator = PixelGenerator(cfg)
+
+    def quantize(self, latent: torch.Tensor) -> LFQOutput:
+        """LFQ over the channel dim: [B, bits, h, w] codes -> LFQOutput with channels last."""
+        z = self.encoder(latent).permute(0, 2, 3, 1)  # [B, h, w, bits]
+        return self.lfq(z)
+
+    def targets(self, latent: torch.Tensor) -> torch.Tensor:
+        """Discrete targets: {0,1} bits [B, bits, h/2, w/2] (no gradient)."""
+        with torch.no_grad():
+            return self.quantize(latent).bits.permute(0, 3, 1, 2)

@@ -1,0 +1,1 @@
+"""Numeric kernels in plain PyTorch (``mrt.ops.biwkv``)."""

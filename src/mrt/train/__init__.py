@@ -1,0 +1,1 @@
+"""Training: config, the shared loop, EMA, DDP helpers, logs, checkpoints (tasks: mrt.train.tasks)."""

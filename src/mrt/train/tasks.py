@@ -1,0 +1,265 @@
+"""The training stages of DESIGN.md section 4 as tasks for the shared loop.
+
+* ``stage0``: 2-D discrete-target autoencoder on the frozen TAEF2 latent (target encoder + LFQ at
+  1/16 + pixel generator). Its LFQ codes are the discrete targets of stage 1.
+* ``stage1``: MRT encoder -> LFQ 1-D tokens -> MRT decoder aligned to stage 0's targets with
+  cross-entropy, plus the RCM rate term, the LFQ terms and a latent reconstruction term through
+  the (frozen) stage-0 pixel generator. Nested token dropout (a random number of leading tokens
+  per window) trains every rate point of a model family at once.
+* ``stage2``: end-to-end fine-tuning of RCM, MRT decoder and pixel generator with rate + latent +
+  pixel + perceptual (LPIPS / DISTS) losses; encoder and LFQ frozen.
+
+Every task is an ``nn.Module`` whose ``forward(batch, step)`` returns a ``LossOutput``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrt.data.batch import Batch
+from mrt.errors import ConfigError
+from mrt.models.codec_model import MRTCodecModel
+from mrt.models.config import MRTConfig, _from_dict
+from mrt.models.generator import TargetAutoencoder
+from mrt.models.taef2 import load_taef2
+from mrt.train.checkpoint import export_weights, load_checkpoint
+from mrt.train.config import TrainConfig
+from mrt.train.task import LossOutput, Task
+
+
+@dataclass(frozen=True)
+class TaskArgs:
+    """Loss weights and stage inputs (``task_args`` in the YAML). Unused fields are ignored by a stage."""
+
+    taef2_dir: str = "../shared/pretrained/taef2"
+    init_taef2: bool = True  # load the pretrained TAEF2 weights (False: from-scratch pixel generator)
+    stage0: str | None = None  # stage-0 checkpoint (stage 1)
+    stage1: str | None = None  # stage-1 checkpoint (stage 2)
+    w_latent: float = 1.0
+    w_ce: float = 1.0
+    w_rate: float = 0.0  # weight of bpp in the loss
+    w_pixel: float = 0.0  # MSE on pixels
+    w_lpips: float = 0.0
+    w_dists: float = 0.0
+    k_choices: list[int] = field(default_factory=list)  # tokens per window sampled per step ([] = all)
+    rate_steps: int = 0  # RCM steps evaluated per training step (0 = all; else a random subset, rescaled)
+    train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
+    train_latent_decoder: bool = True  # stage 1: train the generator's latent decoder with the MRT
+    rate_to_encoder: bool = False  # let the rate gradient reach the encoder (through LFQ's straight-through)
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> "TaskArgs":
+        return _from_dict(cls, d)
+
+
+def _psnr_log(mse: torch.Tensor) -> float:
+    return float(-10.0 * torch.log10(mse.detach().float().clamp_min(1e-10)))
+
+
+def _perceptual(args: TaskArgs) -> tuple[nn.Module | None, nn.Module | None]:
+    """LPIPS-alex and DISTS modules when their weights are used (lazily imported: heavy)."""
+    lpips = dists = None
+    if args.w_lpips > 0:
+        from mrt.metrics import LPIPS
+
+        lpips = LPIPS(net="alex").requires_grad_(False).eval()
+    if args.w_dists > 0:
+        from mrt.metrics import DISTS
+
+        dists = DISTS().requires_grad_(False).eval()
+    return lpips, dists
+
+
+def _pixel_losses(task: "Stage0Task | Stage2Task", recon: torch.Tensor, pixels: torch.Tensor, logs: dict[str, float]) -> torch.Tensor:
+    """Weighted pixel MSE + LPIPS + DISTS of an RGB reconstruction (computed in fp32)."""
+    args = task.args
+    recon = recon.float()
+    mse = F.mse_loss(recon.clamp(0, 1), pixels)
+    logs["psnr"] = _psnr_log(mse)
+    total = args.w_pixel * F.mse_loss(recon, pixels)
+    if task.lpips is not None:
+        value = task.lpips(recon.clamp(0, 1), pixels).mean()
+        logs["lpips"] = float(value.detach())
+        total = total + args.w_lpips * value
+    if task.dists is not None:
+        value = task.dists(recon.clamp(0, 1), pixels).mean()
+        logs["dists"] = float(value.detach())
+        total = total + args.w_dists * value
+    return total
+
+
+class Stage0Task(Task):
+    """Discrete-target autoencoder on TAEF2 latents (and optionally pixels)."""
+
+    def __init__(self, cfg: MRTConfig, args: TaskArgs) -> None:
+        super().__init__()
+        self.args = args
+        self.target = TargetAutoencoder(cfg.target)
+        if args.init_taef2 and cfg.target.pixel_generator == "taef2":
+            _, dec = load_taef2(args.taef2_dir)
+            self.target.generator.rgb_decoder.load_state_dict(dec.state_dict())
+        scratch = cfg.target.pixel_generator == "scratch"
+        self.target.generator.rgb_decoder.requires_grad_(args.train_rgb_decoder or scratch)
+        self.lpips, self.dists = _perceptual(args)
+
+    def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+        assert batch.latents is not None, "stage0 needs latents (data.with_latents: true)"
+        q = self.target.quantize(batch.latents)
+        codes = q.quantized.permute(0, 3, 1, 2)  # [B, bits, h/2, w/2]
+        latent_pred = self.target.generator.latent_decoder(codes)
+        latent_mse = F.mse_loss(latent_pred.float(), batch.latents)
+        total = self.args.w_latent * latent_mse + q.entropy_loss + q.commit_loss
+        logs = {"latent_mse": float(latent_mse.detach()), "lfq_h": float(q.sample_entropy or 0.0)}
+        if self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None:
+            assert batch.pixels is not None, "pixel losses need data.with_pixels: true"
+            recon = self.target.generator.rgb_decoder(latent_pred)
+            total = total + _pixel_losses(self, recon, batch.pixels, logs)
+        return LossOutput(total, logs)
+
+
+class _CodecTask(Task):
+    """Shared parts of stages 1 and 2: the codec model and the nested-token / rate-step sampling."""
+
+    def __init__(self, cfg: MRTConfig, args: TaskArgs) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.args = args
+        self.model = MRTCodecModel(cfg)
+        for k in args.k_choices:
+            if not 1 <= k <= cfg.n_tokens:
+                raise ConfigError(f"task_args.k_choices: {k} is not in 1..{cfg.n_tokens}")
+
+    def sample_k(self, step: int) -> int:
+        if not self.args.k_choices:
+            return self.cfg.n_tokens
+        return random.Random(step * 7919 + 17).choice(self.args.k_choices)
+
+    def rate(self, tokens_pm1: torch.Tensor, step: int) -> torch.Tensor:
+        """Bits per image [B]: exact (all steps) or an unbiased estimate from a random subset."""
+        rcm = self.model.rcm
+        if self.args.rate_steps <= 0 or self.args.rate_steps >= rcm.n_steps:
+            return rcm.rate_bits(tokens_pm1)
+        chosen = random.Random(step * 104729 + 3).sample(rcm.steps(), self.args.rate_steps)
+        return rcm.rate_bits(tokens_pm1, chosen) * (rcm.n_steps / len(chosen))
+
+
+class Stage1Task(_CodecTask):
+    """Align the 1-D tokens to stage 0's discrete targets (cross-entropy) + rate + latent terms."""
+
+    def __init__(self, cfg: MRTConfig, args: TaskArgs) -> None:
+        super().__init__(cfg, args)
+        self.target_encoder = TargetAutoencoder(cfg.target)
+        if args.stage0:
+            self.target_encoder.load_state_dict(export_weights(args.stage0, prefix="target."), strict=True)
+            self.model.generator.load_state_dict(self.target_encoder.generator.state_dict())
+        if args.init_taef2:
+            enc, _ = load_taef2(args.taef2_dir)
+            self.model.analysis.load_state_dict(enc.state_dict())
+        del self.target_encoder.generator  # only its encoder + LFQ give targets
+        self.target_encoder.requires_grad_(False)
+        self.model.generator.requires_grad_(False)
+        self.model.generator.latent_decoder.requires_grad_(args.train_latent_decoder)
+        self.model.analysis.requires_grad_(False)
+
+    def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+        assert batch.latents is not None, "stage1 needs latents (data.with_latents: true)"
+        latents = batch.latents
+        k = self.sample_k(step)
+        targets = self.target_encoder.targets(latents).float()  # [B, bits, h/2, w/2] in {0,1}
+        tokens = self.model.quantize(latents, k)
+        cells = self.cfg.window // 8
+        logits = self.model.decode_logits(tokens.quantized, latents.shape[-2] // cells, latents.shape[-1] // cells)
+        ce = F.binary_cross_entropy_with_logits(logits.float(), targets)
+        latent_pred = self.model.synthesize_latent(self.model.codes_from_logits(logits))
+        latent_mse = F.mse_loss(latent_pred.float(), latents)
+        # The rate trains the RCM; by default it does not reach the encoder: through the
+        # straight-through estimator it would only push the tokens towards predictable (collapsed)
+        # codes. Rate points come from the number of tokens per window.
+        rate_input = tokens.quantized if self.args.rate_to_encoder else tokens.quantized.detach()
+        bits = self.rate(rate_input, step)
+        bpp = bits / (latents.shape[-2] * latents.shape[-1] * 64)
+        total = (
+            self.args.w_ce * ce
+            + self.args.w_latent * latent_mse
+            + self.args.w_rate * bpp.mean()
+            + tokens.entropy_loss
+            + tokens.commit_loss
+        )
+        with torch.no_grad():
+            acc = ((logits > 0).float() == targets).float().mean()
+        logs = {
+            "ce": float(ce.detach()),
+            "bit_acc": float(acc),
+            "latent_mse": float(latent_mse.detach()),
+            "bpp": float(bpp.mean().detach()),
+            "bits_per_token": float(bits.mean().detach()) / (tokens.bits.shape[1] * k),
+            "k": float(k),
+        }
+        return LossOutput(total, logs)
+
+
+class Stage2Task(_CodecTask):
+    """End-to-end fine-tuning of RCM, MRT decoder and pixel generator; encoder and LFQ frozen."""
+
+    def __init__(self, cfg: MRTConfig, args: TaskArgs) -> None:
+        super().__init__(cfg, args)
+        if args.stage1:
+            self.model.load_state_dict(export_weights(args.stage1, prefix="model."), strict=True)
+        elif args.init_taef2:
+            enc, dec = load_taef2(args.taef2_dir)
+            self.model.analysis.load_state_dict(enc.state_dict())
+            self.model.generator.rgb_decoder.load_state_dict(dec.state_dict())
+        self.model.analysis.requires_grad_(False)
+        self.model.encoder.requires_grad_(False)
+        self.model.generator.rgb_decoder.requires_grad_(args.train_rgb_decoder)
+        self.lpips, self.dists = _perceptual(args)
+
+    def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+        assert batch.latents is not None, "stage2 needs latents (data.with_latents: true)"
+        latents = batch.latents
+        k = self.sample_k(step)
+        with torch.no_grad():
+            tokens = self.model.quantize(latents, k).quantized.detach()
+        cells = self.cfg.window // 8
+        logits = self.model.decode_logits(tokens, latents.shape[-2] // cells, latents.shape[-1] // cells)
+        latent_pred = self.model.synthesize_latent(self.model.codes_from_logits(logits))
+        latent_mse = F.mse_loss(latent_pred.float(), latents)
+        bits = self.rate(tokens, step)
+        bpp = bits / (latents.shape[-2] * latents.shape[-1] * 64)
+        total = self.args.w_latent * latent_mse + self.args.w_rate * bpp.mean()
+        logs = {"latent_mse": float(latent_mse.detach()), "bpp": float(bpp.mean().detach()), "k": float(k)}
+        if self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None:
+            assert batch.pixels is not None, "pixel losses need data.with_pixels: true"
+            recon = self.model.generator.rgb_decoder(latent_pred)
+            total = total + _pixel_losses(self, recon, batch.pixels, logs)
+        return LossOutput(total, logs)
+
+
+STAGES: dict[str, type[Task]] = {"stage0": Stage0Task, "stage1": Stage1Task, "stage2": Stage2Task}
+
+
+def build_task(cfg: TrainConfig) -> nn.Module:
+    """The task named by ``cfg.task`` with its model config and arguments validated."""
+    if cfg.task not in STAGES:
+        raise ConfigError(f"unknown task {cfg.task!r}; choose one of {', '.join(STAGES)}")
+    model_cfg = MRTConfig.from_dict(dict(cfg.model))
+    args = TaskArgs.parse(dict(cfg.task_args))
+    return STAGES[cfg.task](model_cfg, args)  # type: ignore[call-arg]
+
+
+def codec_model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[MRTCodecModel, dict[str, Any]]:
+    """The codec model of a stage-1/2 checkpoint (EMA weights by default) and its resolved config."""
+    config = load_checkpoint(path)["config"]
+    if config.get("task") not in ("stage1", "stage2"):
+        raise ConfigError(f"{path} is a {config.get('task')!r} checkpoint; release needs stage1 or stage2")
+    model = MRTCodecModel(MRTConfig.from_dict(dict(config["model"])))
+    model.load_state_dict(export_weights(path, use_ema=use_ema, prefix="model."), strict=True)
+    return model.eval(), config
+

@@ -1,0 +1,95 @@
+"""Report generation from synthetic results: markdown, BD-rate table, figures, schema I/O."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mrt.eval.report import bd_table, generate_report, interpolate_at, make_visuals
+from mrt.eval.schema import ImageRecord, RatePoint, ResultSet, aggregate, load_results
+
+
+def _curve(name: str, scale: float, with_perceptual: bool = True) -> ResultSet:
+    """log-linear synthetic curves; ``scale`` < 1 means fewer bits for the same quality."""
+    pts = []
+    for i, r in enumerate([0.005, 0.01, 0.02, 0.04, 0.08]):
+        pts.append(RatePoint(
+            setting=f"s{i}", n_images=24, bpp=r * scale, psnr=30 + 2 * math.log(r),
+            ms_ssim=0.9 + 0.02 * math.log(r),
+            lpips=(0.3 - 0.08 * math.log(r / 0.08)) if with_perceptual else None,
+            dists=(0.2 - 0.05 * math.log(r / 0.08)) if with_perceptual else None,
+            fid=(40 - 8 * math.log(r / 0.08)) if with_perceptual else None))
+    return ResultSet(name=name, description=f"synthetic {name}", points=pts,
+                     meta={"dataset": "kodak", "n_images": 24, "codec_version": "x 1.0"})
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "json"
+    _curve("vvc", 1.0).write_json(d / "vvc.json")
+    _curve("mrt", 0.5).write_json(d / "mrt.json")
+    _curve("jpeg2000", 1.6, with_perceptual=False).write_json(d / "jpeg2000.json")
+    # a plain CompressAI file is accepted too
+    (d / "other.json").write_text(json.dumps({"name": "other", "description": "", "results": {
+        "bpp": [0.01, 0.02, 0.04], "psnr-rgb": [21.0, 22.0, 23.0], "ms-ssim": [0.8, 0.85, 0.9]}}))
+    return d
+
+
+def test_bd_table_and_interpolation(results_dir: Path) -> None:
+    results = load_results(results_dir)
+    table = bd_table(results, "vvc")
+    assert table["mrt"]["psnr"].value == pytest.approx(-50.0, abs=1e-6)  # type: ignore[union-attr]
+    assert table["mrt"]["dists"].value == pytest.approx(-50.0, abs=1e-6)  # type: ignore[union-attr]
+    assert table["jpeg2000"]["psnr"].value == pytest.approx(60.0, abs=1e-6)  # type: ignore[union-attr]
+    assert table["jpeg2000"]["dists"] is None  # no DISTS data -> n/a
+    vvc = next(r for r in results if r.name == "vvc")
+    assert interpolate_at(vvc, "psnr", 0.02) == pytest.approx(30 + 2 * math.log(0.02))
+    assert interpolate_at(vvc, "psnr", 0.001) is None
+
+
+def test_generate_report_writes_markdown_and_pngs(results_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    rep = generate_report(results_dir, out, visuals=False)
+    md = rep.markdown.read_text()
+    assert rep.markdown == out / "README.md"
+    assert "## BD-rate vs VVC" in md
+    assert "| mrt | -50.0% (" in md.replace("−", "-")
+    assert "n/a" in md  # jpeg2000 has no DISTS
+    assert "### other" in md and "### vvc" in md
+    assert "Quality at target rates" in md
+    for m in ("psnr", "ms-ssim", "lpips", "dists", "fid"):
+        png = out / "figures" / f"rd_{m}.png"
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", m
+        assert f"figures/rd_{m}.png" in md
+
+
+def test_report_visual_comparison_with_real_codecs(results_dir: Path, tmp_path: Path) -> None:
+    img = (np.random.default_rng(0).integers(0, 255, (96, 128, 3))).astype(np.uint8)
+    img = np.asarray(Image.fromarray(img).resize((128, 96), Image.Resampling.BILINEAR))
+    path = tmp_path / "pic.png"
+    Image.fromarray(img).save(path)
+    made, notes = make_visuals(load_results(results_dir), path, tmp_path / "vis", target_bpps=[0.5],
+                               crop=(16, 16, 64, 48), baselines=["jpeg2000", "webp"])
+    assert len(made) == 1
+    png, caption = made[0]
+    assert png.is_file() and png.stat().st_size > 1000 and "0.5000 bpp" in caption
+
+
+def test_schema_round_trip_and_aggregation(tmp_path: Path) -> None:
+    recs = [ImageRecord(codec="c", setting="q=1", image=f"i{i}.png", height=4, width=4, nbytes=2 + i,
+                        bpp=(2 + i) * 8 / 16, psnr=20.0 + i, lpips=None if i == 0 else 0.5)
+            for i in range(2)]
+    p = aggregate(recs, "q=1", quality=1.0)
+    assert p.bpp == pytest.approx((1.0 + 1.5) / 2) and p.psnr == pytest.approx(20.5)
+    assert p.lpips is None  # not every image has it
+    rs = ResultSet(name="c", points=[p], records=recs, meta={"k": 1})
+    rs.write_json(tmp_path / "c.json")
+    back = ResultSet.read_json(tmp_path / "c.json")
+    assert back.points[0] == p and back.records == recs and back.meta == {"k": 1}
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["results"]["ms-ssim"] == [None] and data["results"]["bpp"] == [p.bpp]

@@ -1,0 +1,291 @@
+"""Evaluation runner and CLIs with a fake codec and mocked metrics (no real networks)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import types
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mrt.eval.baselines import Availability, Baseline
+from mrt.eval.cache import BaselineCache
+from mrt.eval.runner import MetricSuite, evaluate_models, load_images, run_baseline
+from mrt.eval.schema import CSV_COLUMNS, ResultSet
+
+# ---------------------------------------------------------------------------------------------
+# fakes
+# ---------------------------------------------------------------------------------------------
+
+
+def fake_metrics_module() -> types.SimpleNamespace:
+    """Same call signatures as ``mrt.metrics``, trivial maths."""
+
+    def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+        mse = float(((x - y) ** 2).mean())
+        return 99.0 if mse == 0 else float(10 * np.log10(1.0 / mse))
+
+    def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> float:
+        return float(1.0 - (x - y).abs().mean())
+
+    class _Dist:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def eval(self) -> _Dist:
+            return self
+
+        def to(self, _device: str) -> _Dist:
+            return self
+
+        def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return (x - y).abs().mean(dim=(1, 2, 3))  # [B]
+
+    class FIDFeatureExtractor:
+        def __init__(self, device: str = "cpu") -> None:
+            pass
+
+        def __call__(self, p: torch.Tensor) -> np.ndarray:
+            m = p.mean(dim=(2, 3))  # [N, 3]
+            s = p.std(dim=(2, 3))
+            return torch.cat([m, s], 1).double().numpy()  # [N, 6]
+
+    def extract_patches(img: torch.Tensor, patch: int = 64) -> torch.Tensor:
+        b, c, h, w = img.shape
+        nh, nw = h // patch, w // patch
+        x = img[:, :, : nh * patch, : nw * patch]
+        return x.reshape(b, c, nh, patch, nw, patch).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, patch, patch)
+
+    def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
+        return float(((a.mean(0) - b.mean(0)) ** 2).sum())
+
+    def kid_from_features(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        return float(abs(a.mean() - b.mean())), 0.0
+
+    return types.SimpleNamespace(psnr=psnr, ms_ssim=ms_ssim, LPIPS=_Dist, DISTS=_Dist,
+                                 FIDFeatureExtractor=FIDFeatureExtractor, extract_patches=extract_patches,
+                                 fid_from_features=fid_from_features, kid_from_features=kid_from_features)
+
+
+class FakeCodec:
+    """Lossy 'codec': quantise to ``levels`` grey steps, zlib, 6-byte header with H and W."""
+
+    def __init__(self, name: str, levels: int) -> None:
+        self.name = name
+        self.levels = levels
+        self.model_id = 0xABC123 + levels
+
+    def compress(self, img: np.ndarray) -> bytes:
+        step = 256 // self.levels
+        q = (img // step).astype(np.uint8)
+        h, w = img.shape[:2]
+        return b"FK" + h.to_bytes(2, "big") + w.to_bytes(2, "big") + zlib.compress(q.tobytes(), 9)
+
+    def decompress(self, data: bytes) -> np.ndarray:
+        assert data[:2] == b"FK"
+        h, w = int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:6], "big")
+        q = np.frombuffer(zlib.decompress(data[6:]), np.uint8).reshape(h, w, 3)
+        step = 256 // self.levels
+        return (q.astype(np.int32) * step + step // 2).clip(0, 255).astype(np.uint8)
+
+    def estimate_bpp(self, img: np.ndarray) -> float:
+        return len(self.compress(img)) * 8.0 / (img.shape[0] * img.shape[1])
+
+
+def fake_codec_module() -> types.SimpleNamespace:
+    class Codec:
+        @staticmethod
+        def load(name_or_path: str | None = None) -> FakeCodec:
+            levels = {"fake-a": 4, "fake-b": 16, None: 8}[name_or_path]
+            return FakeCodec(name_or_path or "default", levels)
+
+    def open_for(data: bytes) -> FakeCodec:
+        return FakeCodec("any", 4)
+
+    return types.SimpleNamespace(Codec=Codec, open_for=open_for, list_models=lambda: [])
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "imgs"
+    (d / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(64, 96), (80, 64), (64, 64)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = np.stack([xx * 2 % 256, yy * 3 % 256, (xx + yy + 20 * i) % 256], -1).astype(np.float64)
+        img = np.clip(img + rng.normal(0, 10, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(d / ("sub" if i == 2 else "") / f"img{i}.png")
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+@pytest.fixture
+def mocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mrt.metrics", fake_metrics_module())
+    monkeypatch.setitem(sys.modules, "mrt.codec", fake_codec_module())
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, object]:
+    from mrt.cli import cmd_baselines, cmd_eval, cmd_report
+
+    ap = argparse.ArgumentParser(prog="mrt")
+    sub = ap.add_subparsers(dest="command", required=True)
+    mods = {"eval": cmd_eval, "baselines": cmd_baselines, "report": cmd_report}
+    for m in mods.values():
+        m.register(sub)
+    args = ap.parse_args(argv)
+    return args, mods[args.command]
+
+
+# ---------------------------------------------------------------------------------------------
+# tests
+# ---------------------------------------------------------------------------------------------
+
+
+def test_load_images_recursive_sorted(image_dir: Path) -> None:
+    imgs = load_images([image_dir])
+    assert [i.name for i in imgs] == ["img0.png", "img1.png", "sub/img2.png"]
+    assert all(i.pixels.dtype == np.uint8 and i.pixels.shape[2] == 3 for i in imgs)
+    assert len({i.hash for i in imgs}) == 3
+
+
+def test_eval_cli_writes_valid_json_and_csv(mocked: None, image_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    bs = tmp_path / "bitstreams"
+    args, mod = _parse(["eval", str(image_dir), "--model", "fake-a", "--model", "fake-b",
+                        "-o", str(out), "--bitstreams", str(bs), "--name", "mrt-test"])
+    assert mod.run(args) == 0  # type: ignore[attr-defined]
+    data = json.loads((out / "mrt-test.json").read_text())
+    assert data["name"] == "mrt-test"
+    res = data["results"]
+    for key in ("bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid", "est_bpp", "setting"):
+        assert len(res[key]) == 2, key
+    assert res["bpp"] == sorted(res["bpp"])
+    assert res["setting"] == ["fake-a", "fake-b"]  # fewer levels -> fewer bits
+    assert all(v is not None for k in ("psnr", "ms-ssim", "lpips", "dists", "fid", "kid") for v in res[k])
+    assert data["meta"]["models"][0]["model_id"] == f"{0xABC123 + 4:06x}"
+    assert len(data["images"]) == 6
+    # bpp counts the real files on disk (header included)
+    for rec in data["images"]:
+        stem = rec["image"].replace("/", "_").removesuffix(".png")
+        f = bs / "mrt-test" / rec["setting"] / f"{stem}.mrt"
+        assert rec["bpp"] == pytest.approx(f.stat().st_size * 8 / (rec["height"] * rec["width"]))
+        assert rec["est_bpp"] == pytest.approx(rec["bpp"])
+        assert rec["enc_s"] >= 0 and rec["dec_s"] >= 0
+    rs = ResultSet.read_json(out / "mrt-test.json")
+    assert [p.setting for p in rs.sorted_points()] == ["fake-a", "fake-b"]
+    with (out / "mrt-test.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0].keys()) == CSV_COLUMNS
+    assert len(rows) == 6 and {r["codec"] for r in rows} == {"mrt-test"}
+    assert all(float(r["bpp"]) > 0 and r["psnr"] for r in rows)
+
+
+def test_eval_without_fid_and_with_missing_metrics(image_dir: Path, tmp_path: Path) -> None:
+    mod = types.SimpleNamespace(psnr=fake_metrics_module().psnr)  # no MS-SSIM/LPIPS/DISTS/FID
+    suite = MetricSuite(module=mod)
+    st = suite.status()
+    assert st["psnr"].impl == "mrt.metrics"
+    assert st["ms_ssim"].impl == "mrt.eval.simple_metrics"  # fallback
+    assert not st["lpips"].available and "LPIPS" in st["lpips"].reason
+    assert not st["fid"].available
+    imgs = load_images([image_dir])
+    rs = evaluate_models(["fake-b"], imgs, suite, loader=fake_codec_module().Codec.load, log=None)
+    p = rs.points[0]
+    assert p.psnr is not None and p.lpips is None and p.fid is None
+    assert p.ms_ssim is None  # images smaller than 161 px: MS-SSIM undefined -> null, not a crash
+
+
+class CountingBaseline(Baseline):
+    """A quantising fake baseline that counts its encodes."""
+
+    name = "countq"
+    file_ext = ".bin"
+    quality_range = (2.0, 64.0)
+    default_qualities = (2, 8, 32)
+
+    def __init__(self) -> None:
+        self.encodes = 0
+        self.decodes = 0
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def encoder_version(self) -> str:
+        return "count 1.0"
+
+    def encode(self, img: np.ndarray, quality: float) -> bytes:
+        self.encodes += 1
+        return FakeCodec("q", int(quality)).compress(img)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        self.decodes += 1
+        return FakeCodec("q", 4).decompress(data)  # levels do not matter for the header
+
+
+def test_baseline_cache_is_incremental_and_metrics_can_be_added(image_dir: Path, tmp_path: Path) -> None:
+    imgs = load_images([image_dir])
+    cache_dir = tmp_path / "cache"
+    fake = fake_metrics_module()
+    b = CountingBaseline()
+    light = MetricSuite(["psnr"], fid=False, module=fake)
+    rs1 = run_baseline(b, imgs, light, BaselineCache(cache_dir), log=None)
+    assert b.encodes == 9
+    assert [p.lpips for p in rs1.points] == [None] * 3
+    assert (cache_dir / "records.jsonl").is_file()
+    assert len(list((cache_dir / "bitstreams" / "countq").iterdir())) == 9
+    # rerun: nothing encoded again
+    rs2 = run_baseline(b, imgs, light, BaselineCache(cache_dir), log=None)
+    assert b.encodes == 9
+    assert [p.bpp for p in rs2.points] == [p.bpp for p in rs1.points]
+    # add LPIPS, DISTS and FID later: decoded from stored bitstreams, never re-encoded
+    full = MetricSuite(module=fake)
+    dec_before = b.decodes
+    rs3 = run_baseline(b, imgs, full, BaselineCache(cache_dir), log=None, heavy_max_bpp=None)
+    assert b.encodes == 9 and b.decodes > dec_before
+    assert all(p.lpips is not None and p.dists is not None and p.fid is not None for p in rs3.points)
+    # FID only at chosen settings
+    b3 = CountingBaseline()
+    b3.name = "countq3"
+    rs5 = run_baseline(b3, imgs, full, BaselineCache(cache_dir), log=None, fid_qualities=[8])
+    assert [p.fid is not None for p in rs5.sorted_points()] == [False, True, False]
+    # heavy metrics are skipped above heavy_max_bpp
+    b2 = CountingBaseline()
+    b2.name = "countq2"
+    rs4 = run_baseline(b2, imgs, full, BaselineCache(cache_dir), log=None, heavy_max_bpp=1e-9)
+    assert all(p.lpips is not None and p.dists is None and p.fid is None for p in rs4.points)
+    # one line per key after compaction
+    lines = (cache_dir / "records.jsonl").read_text().splitlines()
+    assert len(lines) == len({json.loads(x)["key"] for x in lines}) == 27
+
+
+def test_baselines_cli_skips_unavailable_and_writes_json(image_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import mrt.eval.baselines as bl
+
+    class Missing(CountingBaseline):
+        name = "missing"
+
+        def availability(self) -> Availability:
+            return Availability(False, "libmissing not installed")
+
+    monkeypatch.setitem(bl._REGISTRY, "countq", CountingBaseline)
+    monkeypatch.setitem(bl._REGISTRY, "missing", Missing)
+    monkeypatch.setitem(sys.modules, "mrt.metrics", fake_metrics_module())
+    out = tmp_path / "res"
+    args, mod = _parse(["baselines", str(image_dir), "--codecs", "missing,countq", "--qualities",
+                        "countq=4,16", "-o", str(out), "--cache", str(tmp_path / "c"), "--no-fid"])
+    assert mod.run(args) == 0  # type: ignore[attr-defined]
+    assert "skip missing: unavailable (libmissing not installed)" in capsys.readouterr().err
+    rs = ResultSet.read_json(out / "countq.json")
+    assert [p.setting for p in rs.sorted_points()] == ["q=4", "q=16"]
+    assert rs.meta["codec_version"] == "count 1.0" and rs.meta["n_images"] == 3
+    assert (out / "countq.csv").is_file() and not (out / "missing.json").exists()

@@ -1,0 +1,210 @@
+"""The training loop with a toy task on synthetic crops: learning, exact resume, checkpoints, signals."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from mrt.data.batch import Batch
+from mrt.data.crops import synthetic_items
+from mrt.errors import ConfigError, MRTError
+from mrt.train import checkpoint as ck
+from mrt.train.config import TrainConfig
+from mrt.train.loop import NonFiniteError, TrainingInterrupted, lr_factor, param_groups, train
+from mrt.train.task import LossOutput, Task
+from mrt.train.toy import ToyAutoencoderTask, build_toy_task
+
+ITEMS = synthetic_items(6, 64, 80, seed=0, flips=True)
+
+
+def _cfg(out: Path, **run: Any) -> TrainConfig:
+    base: dict[str, Any] = {
+        "task": "toy",
+        "model": {"channels": 6, "noise": 0.02},
+        "data": {"crop": 32, "batch_size": 4},
+        "optim": {"lr": 3e-3, "warmup_steps": 3, "schedule": "cosine", "grad_clip": 1.0},
+        "run": {
+            "out_dir": str(out),
+            "steps": 20,
+            "log_every": 5,
+            "ckpt_every": 10,
+            "threads": 1,
+            "ema_decay": 0.9,
+            "ema_start": 2,
+            "progress": False,
+            "tensorboard": False,
+        },
+    }
+    base["run"].update(run)
+    return TrainConfig.from_dict(base)
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_loss_goes_down(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path / "r", steps=40, log_every=10, ckpt_every=100)
+    path = train(cfg, items=ITEMS)
+    assert path == ck.checkpoint_path(tmp_path / "r", 40)
+    rows = _rows(tmp_path / "r")
+    assert [int(r["step"]) for r in rows] == [10, 20, 30, 40]
+    assert float(rows[-1]["loss"]) < 0.5 * float(rows[0]["loss"])
+    assert {"lr", "img_per_s", "grad_norm", "mse", "psnr", "time"} <= set(rows[0])
+
+
+def test_resume_is_bit_exact(tmp_path: Path) -> None:
+    straight = torch.load(train(_cfg(tmp_path / "a"), items=ITEMS), weights_only=True)
+    stopped = train(_cfg(tmp_path / "b", stop_at=10), items=ITEMS)
+    assert stopped.name == "step_00000010.pt"
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train(_cfg(tmp_path / "b"), items=ITEMS)
+    resumed = torch.load(train(_cfg(tmp_path / "b", resume=True), items=ITEMS), weights_only=True)
+    assert straight["step"] == resumed["step"] == 20
+    for k, v in straight["task_state"].items():
+        assert torch.equal(v, resumed["task_state"][k]), k
+    for k, v in straight["ema_state"]["shadow"].items():
+        assert torch.equal(v, resumed["ema_state"]["shadow"][k]), k
+    for i, st in straight["optimizer"]["state"].items():
+        assert torch.equal(st["exp_avg_sq"], resumed["optimizer"]["state"][i]["exp_avg_sq"])
+    assert straight["scheduler"]["last_epoch"] == resumed["scheduler"]["last_epoch"]
+    assert torch.equal(straight["rng"][0]["torch"], resumed["rng"][0]["torch"])
+    # the CSV of the resumed run continues seamlessly and equals the straight run's losses
+    ra, rb = _rows(tmp_path / "a"), _rows(tmp_path / "b")
+    assert [r["step"] for r in rb] == ["5", "10", "15", "20"]
+    assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
+    # resuming a finished run does nothing
+    assert train(_cfg(tmp_path / "b", resume=True), items=ITEMS).name == "step_00000020.pt"
+
+
+def test_checkpoint_layout_and_export(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    path = train(_cfg(out, steps=12, ckpt_every=4, keep_last=2), items=ITEMS)
+    assert [s for s, _ in ck.list_checkpoints(out)] == [8, 12]
+    c = ck.load_checkpoint(out)  # a run folder resolves to its newest checkpoint
+    for key in ("task_state", "ema_state", "optimizer", "scheduler", "step", "rng", "data", "config", "git_rev"):
+        assert key in c
+    assert c["step"] == 12 and c["task"] == "toy" and c["world_size"] == 1
+    assert c["data"] == {"seed": 0, "next_step": 12, "batch_size": 4, "world_size": 1}
+    assert TrainConfig.from_dict(c["config"]) == _cfg(out, steps=12, ckpt_every=4, keep_last=2)
+    assert isinstance(c["git_rev"], str)
+    assert (out / "config.yaml").is_file() and (out / "train.log").is_file()
+    ema = ck.export_weights(path, use_ema=True)
+    raw = ck.export_weights(path, use_ema=False)
+    assert torch.equal(ema["enc.weight"], c["ema_state"]["shadow"]["enc.weight"])
+    assert not torch.equal(ema["enc.weight"], raw["enc.weight"])
+    assert set(ck.export_weights(path, prefix="enc.")) == {"weight", "bias"}
+
+
+class _BiggerToy(ToyAutoencoderTask):
+    """The toy task plus a head the previous stage did not have, and a frozen part."""
+
+    def __init__(self) -> None:
+        super().__init__(in_channels=3, channels=6)
+        self.extra = nn.Linear(3, 3)
+        self.frozen = nn.Linear(3, 3)
+        self.frozen.requires_grad_(False)
+
+    def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+        out = super().forward(batch, step)
+        return LossOutput(out.total + 0.0 * self.extra.weight.sum(), out.logs)
+
+
+def test_init_from_loads_matching_weights(tmp_path: Path) -> None:
+    first = train(_cfg(tmp_path / "s1", steps=6), items=ITEMS)
+    src = ck.task_weights(ck.load_checkpoint(first), use_ema=True)
+    seen: list[nn.Module] = []
+
+    def factory(cfg: TrainConfig) -> nn.Module:
+        seen.append(_BiggerToy())
+        return seen[-1]
+
+    cfg = _cfg(tmp_path / "s2", steps=0, init_from=str(tmp_path / "s1"))
+    train(cfg, task_factory=factory, items=ITEMS)
+    task = seen[-1]
+    assert torch.equal(task.enc.weight.detach(), src["enc.weight"])
+    log = (tmp_path / "s2" / "train.log").read_text()
+    assert "init_from" in log and "missing (kept as initialised) 4" in log
+    assert ck.load_checkpoint(tmp_path / "s2")["step"] == 0
+
+
+def test_sigint_writes_checkpoint_then_stops(tmp_path: Path) -> None:
+    class Interrupting(ToyAutoencoderTask):
+        def on_step_end(self, step: int) -> None:
+            if step == 4:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as info:
+        train(_cfg(tmp_path / "r"), task_factory=lambda cfg: Interrupting(channels=6), items=ITEMS)
+    assert info.value.step == 5 and info.value.exit_code == 130
+    assert info.value.checkpoint == ck.checkpoint_path(tmp_path / "r", 5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    resumed = train(_cfg(tmp_path / "r", resume=True), items=ITEMS)
+    assert resumed.name == "step_00000020.pt"
+
+
+def test_nonfinite_loss_stops(tmp_path: Path) -> None:
+    class Exploding(ToyAutoencoderTask):
+        def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+            out = super().forward(batch, step)
+            return LossOutput(out.total * (math.inf if step == 2 else 1.0), out.logs)
+
+    with pytest.raises(NonFiniteError, match="step 2"):
+        train(_cfg(tmp_path / "r"), task_factory=lambda cfg: Exploding(channels=6), items=ITEMS)
+
+
+def test_bf16_autocast_and_no_ema_and_latents_only(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path / "r", steps=3, bf16=True, ema_decay=None)
+    cfg.data.with_pixels = False
+    path = train(cfg, items=ITEMS)
+    c = ck.load_checkpoint(path)
+    assert c["ema_state"] is None
+    assert c["task_state"]["enc.weight"].shape[1] == 32  # toy task built for latents
+    with pytest.raises(MRTError):
+        ck.load_checkpoint(tmp_path / "nothing")
+
+
+def test_schedule_and_weight_decay_groups() -> None:
+    assert lr_factor(0, 4, 100, "cosine", 0.0) == pytest.approx(0.25)
+    assert lr_factor(3, 4, 100, "cosine", 0.0) == pytest.approx(1.0)
+    assert lr_factor(4, 4, 100, "cosine", 0.0) == pytest.approx(1.0)
+    assert lr_factor(52, 4, 100, "cosine", 0.0) == pytest.approx(0.5)
+    assert lr_factor(100, 4, 100, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_factor(50, 4, 100, "constant", 0.0) == 1.0
+
+    class T(Task):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.norm = nn.LayerNorm(4)
+            self.emb = nn.Embedding(10, 4)
+            self.latent_tokens = nn.Parameter(torch.zeros(8, 4))
+            self.proj = nn.Linear(4, 4)
+            self.frozen = nn.Linear(4, 4)
+            self.frozen.requires_grad_(False)
+
+        def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+            raise NotImplementedError
+
+    t = T()
+    named = list(t.named_trainable_parameters())
+    assert "frozen.weight" not in dict(named)
+    groups = param_groups(t, named, 0.05)
+    decay = {id(p) for p in groups[0]["params"]}
+    names = {n for n, p in named if id(p) in decay}
+    assert names == {"conv.weight", "proj.weight"}
+    assert groups[1]["weight_decay"] == 0.0
+
+
+def test_toy_factory_validates_model_keys() -> None:
+    with pytest.raises(ConfigError, match="unknown model key"):
+        build_toy_task(TrainConfig.from_dict({"task": "toy", "model": {"chanels": 3}}))
