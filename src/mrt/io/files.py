@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import contextlib
 import os
 import tempfile
@@ -85,3 +87,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, force: bool = 
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

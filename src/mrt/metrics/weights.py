@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from mrt.io.files import sha256_file
 from mrt.errors import MRTError
 
 __all__ = [
@@ -156,15 +157,6 @@ def cache_dir() -> Path:
 def metrics_dir(root: Path | None = None) -> Path:
     """The folder holding the converted metric weights (``<cache>/metrics``)."""
     return (root if root is not None else cache_dir()) / "metrics"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def weight_path(key: str, root: Path | None = None, verify: bool = True) -> Path:

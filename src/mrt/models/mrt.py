@@ -9,6 +9,7 @@ Token layout used everywhere (one image, ``nW`` windows in raster order):
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mrt.blocks.mlp import MLP
@@ -135,9 +136,11 @@ class MRTDecoder(nn.Module):
         self.stack = MixedStack(cfg.dim, cfg.heads, cfg.dec_depth, cfg.mlp_ratio, cfg.mixing)
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.target.bits)
+        # training-only auxiliary head: a 1/4-resolution RGB preview (4x4 pixels per 16-px patch)
+        self.preview_head = nn.Linear(cfg.dim, 3 * 4 * 4)
 
-    def forward(self, tokens: torch.Tensor, nh: int, nw: int) -> torch.Tensor:
-        """Returns logits [B, target_bits, nh*g, nw*g] of the stage-0 target bits."""
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Normalised patch features [B, nW, P, D] from received tokens [B, nW, K', bits]."""
         b, n_win, k, _ = tokens.shape
         if k > self.cfg.n_tokens:
             raise ValueError(f"got {k} tokens per window; the model has {self.cfg.n_tokens}")
@@ -148,5 +151,17 @@ class MRTDecoder(nn.Module):
         spread = torch.einsum("kp,bwkd->bwpd", assign / assign.sum(0, keepdim=True).clamp_min(1.0), self.token_spread(tok))
         masks = self.mask_token + self.patch_pos + spread  # [B, nW, P, D]
         x = self.stack(torch.cat([masks, tok], dim=2))
-        logits = self.head(self.norm(x[:, :, :p]))  # [B, nW, P, target_bits]
-        return windows_to_grid(logits, nh, nw)
+        return self.norm(x[:, :, :p])
+
+    def logits(self, feats: torch.Tensor, nh: int, nw: int) -> torch.Tensor:
+        """Patch features -> logits [B, target_bits, nh*g, nw*g] of the stage-0 target bits."""
+        return windows_to_grid(self.head(feats), nh, nw)
+
+    def preview(self, feats: torch.Tensor, nh: int, nw: int) -> torch.Tensor:
+        """Patch features -> RGB preview [B, 3, H/4, W/4] (training signal that makes tokens informative fast)."""
+        grid = windows_to_grid(self.preview_head(feats), nh, nw)  # [B, 48, H/16, W/16]
+        return F.pixel_shuffle(grid, 4)
+
+    def forward(self, tokens: torch.Tensor, nh: int, nw: int) -> torch.Tensor:
+        """Returns logits [B, target_bits, nh*g, nw*g] of the stage-0 target bits."""
+        return self.logits(self.features(tokens), nh, nw)

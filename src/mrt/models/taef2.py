@@ -8,13 +8,13 @@ generator's last stage.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from mrt.errors import ModelError
+from mrt.io.files import sha256_file
 
 TAEF2_SHA256 = {
     "taef2_encoder.pth": "10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
@@ -83,15 +83,6 @@ class TAEF2Decoder(nn.Sequential):
             layers.extend(TAEBlock() for _ in range(n_blocks))
         layers.append(_conv(64, 3))
         super().__init__(*layers)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_taef2(folder: str | Path, verify: bool = True) -> tuple[TAEF2Encoder, TAEF2Decoder]:

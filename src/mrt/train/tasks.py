@@ -46,6 +46,7 @@ class TaskArgs:
     w_ce: float = 1.0
     w_rate: float = 0.0  # weight of bpp in the loss
     w_pixel: float = 0.0  # MSE on pixels
+    w_preview: float = 0.0  # stage 1/2: MSE of the decoder's 1/4-resolution RGB preview (needs pixels)
     w_lpips: float = 0.0
     w_dists: float = 0.0
     k_choices: list[int] = field(default_factory=list)  # tokens per window sampled per step ([] = all)
@@ -141,6 +142,14 @@ class _CodecTask(Task):
             return self.cfg.n_tokens
         return random.Random(step * 7919 + 17).choice(self.args.k_choices)
 
+    def preview_loss(self, feats: torch.Tensor, rows: int, cols: int, batch: Batch) -> torch.Tensor:
+        """MSE of the decoder's 1/4-resolution RGB preview against the 4x4-pooled pixels (0 without pixels)."""
+        if self.args.w_preview <= 0:
+            return feats.new_zeros(())
+        assert batch.pixels is not None, "w_preview needs data.with_pixels: true"
+        target = F.avg_pool2d(batch.pixels, 4)
+        return F.mse_loss(self.model.decoder.preview(feats, rows, cols).float(), target)
+
     def rate(self, tokens_pm1: torch.Tensor, step: int) -> torch.Tensor:
         """Bits per image [B]: exact (all steps) or an unbiased estimate from a random subset."""
         rcm = self.model.rcm
@@ -175,8 +184,11 @@ class Stage1Task(_CodecTask):
         targets = self.target_encoder.targets(latents).float()  # [B, bits, h/2, w/2] in {0,1}
         tokens = self.model.quantize(latents, k)
         cells = self.cfg.window // 8
-        logits = self.model.decode_logits(tokens.quantized, latents.shape[-2] // cells, latents.shape[-1] // cells)
+        rows, cols = latents.shape[-2] // cells, latents.shape[-1] // cells
+        feats = self.model.decoder.features(tokens.quantized)
+        logits = self.model.decoder.logits(feats, rows, cols)
         ce = F.binary_cross_entropy_with_logits(logits.float(), targets)
+        preview = self.preview_loss(feats, rows, cols, batch)
         latent_pred = self.model.synthesize_latent(self.model.codes_from_logits(logits))
         latent_mse = F.mse_loss(latent_pred.float(), latents)
         # The rate trains the RCM; by default it does not reach the encoder: through the
@@ -187,6 +199,7 @@ class Stage1Task(_CodecTask):
         bpp = bits / (latents.shape[-2] * latents.shape[-1] * 64)
         total = (
             self.args.w_ce * ce
+            + self.args.w_preview * preview
             + self.args.w_latent * latent_mse
             + self.args.w_rate * bpp.mean()
             + tokens.entropy_loss
@@ -198,6 +211,7 @@ class Stage1Task(_CodecTask):
             "ce": float(ce.detach()),
             "bit_acc": float(acc),
             "latent_mse": float(latent_mse.detach()),
+            "preview_psnr": _psnr_log(preview),
             "bpp": float(bpp.mean().detach()),
             "bits_per_token": float(bits.mean().detach()) / (tokens.bits.shape[1] * k),
             "k": float(k),

@@ -1,0 +1,82 @@
+"""The CLI with the real codec (a tiny random model file found through MRT_MODEL_PATH)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import structured_image
+from mrt.cli.main import main
+
+
+@pytest.fixture()
+def env_model(tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MRT_MODEL_PATH", str(tiny_model_file))
+    return tiny_model_file
+
+
+def test_compress_decompress_in_process(tmp_path: Path, env_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(structured_image(50, 70)).save(src)
+    assert main(["compress", str(src), "--model", str(env_model), "-o", str(tmp_path / "a.mrt")]) == 0
+    # decompress needs no model flag: the header names the model, found on MRT_MODEL_PATH
+    assert main(["decompress", str(tmp_path / "a.mrt"), "-o", str(tmp_path / "b.png")]) == 0
+    out = np.asarray(Image.open(tmp_path / "b.png"))
+    assert out.shape == (50, 70, 3)
+    assert main(["info", str(tmp_path / "a.mrt")]) == 0
+    assert "tiny-k8" in capsys.readouterr().out
+    # existing output is not overwritten without --force
+    before = (tmp_path / "b.png").read_bytes()
+    assert main(["decompress", str(tmp_path / "a.mrt"), "-o", str(tmp_path / "b.png")]) != 0
+    assert (tmp_path / "b.png").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "payload,code",
+    [
+        (b"", 4),  # empty file
+        (b"\xd7M\x10", 4),  # truncated header
+        (b"PK\x03\x04" + bytes(40), 4),  # wrong magic
+    ],
+)
+def test_bad_compressed_files(tmp_path: Path, env_model: Path, payload: bytes, code: int,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.mrt"
+    bad.write_bytes(payload)
+    assert main(["decompress", str(bad), "-o", str(tmp_path / "out.png")]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_non_image_and_bomb_inputs(tmp_path: Path, env_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    txt = tmp_path / "notes.png"
+    txt.write_text("hello")
+    assert main(["compress", str(txt), "--model", str(env_model), "-o", str(tmp_path / "n.mrt")]) == 3
+    assert not (tmp_path / "n.mrt").exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_real_subprocess_round_trip(tmp_path: Path, tiny_model_file: Path) -> None:
+    src = tmp_path / "img.png"
+    Image.fromarray(structured_image(33, 17)).save(src)
+    env = dict(os.environ, MRT_MODEL_PATH=str(tiny_model_file))
+    run = [sys.executable, "-m", "mrt.cli.main"]
+    r = subprocess.run(run + ["compress", str(src), "--model", "tiny-k4", "-o", str(tmp_path / "x.mrt")],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(run + ["decompress", str(tmp_path / "x.mrt")], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert np.asarray(Image.open(tmp_path / "x.png")).shape == (33, 17, 3)
+    # without the model installed, decompress fails with a clear one-line error (exit 5)
+    env.pop("MRT_MODEL_PATH")
+    r = subprocess.run(run + ["decompress", str(tmp_path / "x.mrt"), "-o", str(tmp_path / "y.png")],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 5 and "not installed" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "y.png").exists()
