@@ -73,11 +73,16 @@ def test_report_visual_comparison_with_real_codecs(results_dir: Path, tmp_path: 
     img = np.asarray(Image.fromarray(img).resize((128, 96), Image.Resampling.BILINEAR))
     path = tmp_path / "pic.png"
     Image.fromarray(img).save(path)
-    made, notes = make_visuals(load_results(results_dir), path, tmp_path / "vis", target_bpps=[0.5],
-                               crop=(16, 16, 64, 48), baselines=["jpeg2000", "webp"])
+    kw = dict(target_bpps=[0.5], crop=(16, 16, 64, 48), baselines=["jpeg2000", "webp"],
+              cache_dir=tmp_path / "vcache")
+    made, notes = make_visuals(load_results(results_dir), path, tmp_path / "vis", **kw)  # type: ignore[arg-type]
     assert len(made) == 1
     png, caption = made[0]
     assert png.is_file() and png.stat().st_size > 1000 and "0.5000 bpp" in caption
+    cached = sorted(p.name for p in (tmp_path / "vcache").iterdir())
+    assert len(cached) == 4  # one bitstream + one json per codec
+    again, _ = make_visuals(load_results(results_dir), path, tmp_path / "vis2", **kw)  # type: ignore[arg-type]
+    assert again[0][0].is_file()
 
 
 def test_schema_round_trip_and_aggregation(tmp_path: Path) -> None:

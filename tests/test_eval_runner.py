@@ -17,7 +17,7 @@ from PIL import Image
 
 from mrt.eval.baselines import Availability, Baseline
 from mrt.eval.cache import BaselineCache
-from mrt.eval.runner import MetricSuite, evaluate_models, load_images, run_baseline
+from mrt.eval.runner import MetricSuite, evaluate_codec, evaluate_models, load_images, run_baseline
 from mrt.eval.schema import CSV_COLUMNS, ResultSet
 
 # ---------------------------------------------------------------------------------------------
@@ -289,3 +289,21 @@ def test_baselines_cli_skips_unavailable_and_writes_json(image_dir: Path, tmp_pa
     assert [p.setting for p in rs.sorted_points()] == ["q=4", "q=16"]
     assert rs.meta["codec_version"] == "count 1.0" and rs.meta["n_images"] == 3
     assert (out / "countq.csv").is_file() and not (out / "missing.json").exists()
+
+
+def test_evaluate_the_real_codec_api(image_dir: Path, tmp_path: Path, tiny_model: object) -> None:
+    """A tiny random MRT model through ``mrt.codec.Codec``: real .mrt files, estimate beside them."""
+    from mrt.codec import Codec
+
+    codec = Codec.from_model(tiny_model, name="tiny")  # type: ignore[arg-type]
+    imgs = load_images([image_dir], limit=2)
+    suite = MetricSuite(["psnr"], fid=False, module=fake_metrics_module())
+    recs, point = evaluate_codec(codec, imgs, suite, name="mrt", setting="tiny",
+                                 bitstream_dir=tmp_path / "bs", log=None)
+    for r in recs:
+        f = tmp_path / "bs" / (Path(r.image).stem + ".mrt")
+        assert r.nbytes == f.stat().st_size
+        assert r.bpp == pytest.approx(r.nbytes * 8 / (r.height * r.width))
+        assert r.est_bpp is not None and 0 < r.est_bpp <= r.bpp  # the header is not in the estimate
+        assert r.psnr is not None
+    assert point.n_images == 2

@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--crop", default=None, metavar="X,Y,W,H",
                    help="crop box of the visual comparison (default: centre 512x320)")
     p.add_argument("--no-visual", action="store_true", help="skip the visual comparison")
+    p.add_argument("--visual-cache", type=Path, default=Path("cache/visual"),
+                   help="keeps the bpp-matched bitstreams between runs (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         cmd += " --no-visual"
     out = generate_report(args.results, args.out, anchor=args.anchor, visual_image=args.visual,
                           visual_bpps=parse_floats(args.visual_bpp), crop=crop,
-                          visuals=not args.no_visual, command=cmd.strip())
+                          visuals=not args.no_visual, command=cmd.strip(),
+                          visual_cache=args.visual_cache)
     for n in out.notes:
         print(f"note: {n}", file=sys.stderr)
     print(f"wrote {out.markdown} and {len(out.figures) + len(out.visuals)} figures", file=sys.stderr)

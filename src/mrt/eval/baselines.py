@@ -403,7 +403,7 @@ class HEVCBaseline(_FFmpegVideoIntra):
     decoder = "hevc"
     muxer = "hevc"
     quality_range = (51.0, 20.0)
-    default_qualities = (51, 50, 48, 46, 44, 42, 40, 38, 36, 34)
+    default_qualities = (51, 49, 47, 45)
 
     def __init__(self, preset: str = "medium") -> None:
         self.preset = preset
@@ -478,7 +478,7 @@ class JPEGBaseline(Baseline):
     description = "JPEG (Pillow/libjpeg-turbo, 4:2:0, optimize)"
     file_ext = ".jpg"
     quality_range = (1.0, 95.0)
-    default_qualities = (1, 2, 3, 5, 8, 12, 16, 20, 30)
+    default_qualities = (1, 2, 3, 5, 8)
 
     def availability(self) -> Availability:
         ok, _ = _pil_feature("jpg")
@@ -511,7 +511,7 @@ class WebPBaseline(Baseline):
     description = "WebP lossy (Pillow/libwebp, method 6)"
     file_ext = ".webp"
     quality_range = (0.0, 100.0)
-    default_qualities = (0, 2, 5, 10, 15, 20, 30, 40)
+    default_qualities = (0, 3, 6, 10)
 
     def availability(self) -> Availability:
         ok, _ = _pil_feature("webp")
@@ -541,7 +541,7 @@ class AVIFBaseline(Baseline):
     description = "AVIF (Pillow/libavif + libaom, 4:2:0, speed 4)"
     file_ext = ".avif"
     quality_range = (0.0, 100.0)
-    default_qualities = (0, 2, 5, 10, 15, 20, 25, 30, 40)
+    default_qualities = (0, 3, 6, 10, 15)
 
     def __init__(self, speed: int = 4) -> None:
         self.speed = speed
@@ -586,7 +586,7 @@ class HEICBaseline(Baseline):
     description = "HEIC (pillow-heif/libheif + x265, 4:2:0)"
     file_ext = ".heic"
     quality_range = (0.0, 100.0)
-    default_qualities = (0, 2, 5, 10, 15, 20, 30, 40)
+    default_qualities = (0, 2, 5, 10, 15)
 
     def availability(self) -> Availability:
         try:
@@ -645,7 +645,7 @@ class JPEG2000Baseline(Baseline):
     file_ext = ".j2k"
     quality_range = (16.0, 40.0)
     integer_quality = False
-    default_qualities = (17.0, 17.5, 18.0, 18.5, 19.0, 19.5, 20.0, 20.5, 21.0, 22.0, 23.0)
+    default_qualities = (17.0, 17.5, 18.0, 18.5, 19.0, 19.5, 20.0, 20.5, 21.0, 22.0)
 
     def availability(self) -> Availability:
         try:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -261,6 +262,28 @@ def _mrt_recon(rs: ResultSet, setting: str, image_name: str, pixels: np.ndarray)
     return rec, len(data) * 8.0 / (pixels.shape[0] * pixels.shape[1])
 
 
+def _matched_encode(b: Any, pixels: np.ndarray, target: float, cache_dir: Path | None) -> tuple[bytes, float]:
+    """``b.encode_at_bpp(pixels, target)``, memoised on disk under ``cache_dir``."""
+    import hashlib  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from mrt.eval.cache import image_hash  # noqa: PLC0415
+
+    if cache_dir is None:
+        return b.encode_at_bpp(pixels, target)  # type: ignore[no-any-return]
+    key = hashlib.sha256("|".join([b.name, b.encoder_version(), b.settings_id(), image_hash(pixels),
+                                   f"{target:.6f}"]).encode()).hexdigest()[:24]
+    meta_path = Path(cache_dir) / f"{b.name}_{key}.json"
+    bin_path = meta_path.with_suffix(b.file_ext or ".bin")
+    if meta_path.is_file() and bin_path.is_file():
+        return bin_path.read_bytes(), float(json.loads(meta_path.read_text())["quality"])
+    data, q = b.encode_at_bpp(pixels, target)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    bin_path.write_bytes(data)
+    meta_path.write_text(json.dumps({"codec": b.name, "quality": q, "target_bpp": target}))
+    return data, q
+
+
 def make_visuals(
     results: Sequence[ResultSet],
     image_path: Path,
@@ -269,11 +292,13 @@ def make_visuals(
     target_bpps: Sequence[float] = (0.02,),
     crop: tuple[int, int, int, int] | None = None,
     baselines: Sequence[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[list[tuple[Path, str]], list[str]]:
     """Visual comparison figures; returns ``[(png, caption)]`` and notes on what was skipped.
 
     For every MRT rate point that has a stored bitstream of this image, the classical codecs are
-    matched to its bpp; without MRT results, to each of ``target_bpps``.
+    matched to its bpp; without MRT results, to each of ``target_bpps``. ``cache_dir`` keeps
+    the matched bitstreams so that regenerating the report does not bisect again.
     """
     from mrt.eval.baselines import BaselineError, get_baseline  # noqa: PLC0415
     from mrt.eval.runner import _read_image  # noqa: PLC0415
@@ -307,7 +332,7 @@ def make_visuals(
                 b = get_baseline(name)
                 if not b.availability().ok:
                     continue
-                data, q = b.encode_at_bpp(pixels, target)
+                data, q = _matched_encode(b, pixels, target, cache_dir)
                 rec = b.decode(data)
             except BaselineError as exc:
                 notes.append(f"visual: {name}: {exc}")
@@ -335,6 +360,7 @@ def generate_report(
     visuals: bool = True,
     command: str = "mrt report",
     bpp_range: tuple[float, float] | None = (0.003, 0.2),
+    visual_cache: Path | None = None,
 ) -> ReportOutput:
     """Read every results JSON in ``results_dir`` and write the report into ``out_dir``."""
     results = load_results(Path(results_dir))
@@ -350,7 +376,8 @@ def generate_report(
             notes.append(f"visual comparison skipped: image {visual_name} not found "
                          "(pass --visual PATH)")
         else:
-            vis, vnotes = make_visuals(results, Path(img), fig_dir, target_bpps=visual_bpps, crop=crop)
+            vis, vnotes = make_visuals(results, Path(img), fig_dir, target_bpps=visual_bpps, crop=crop,
+                                       cache_dir=visual_cache)
             notes.extend(vnotes)
     md = render_markdown(results, anchor=anchor, figures=figures, visuals=vis, out_dir=out_dir,
                          command=command, notes=notes)

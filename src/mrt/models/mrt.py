@@ -109,7 +109,7 @@ class MRTEncoder(nn.Module):
         self.token_init = nn.Linear(cfg.dim, cfg.dim)
         self.stack = MixedStack(cfg.dim, cfg.heads, cfg.enc_depth, cfg.mlp_ratio, cfg.mixing)
         self.norm = nn.LayerNorm(cfg.dim)
-        self.reduce = MLP(cfg.dim, cfg.token_bits)  # MLP(c2, c1): reduction to the quantised width
+        self.reduce = MLP(cfg.dim, cfg.token_bits, init="fan_in")  # MLP(c2, c1): reduction to the quantised width
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         patches = self.patch_embed(latent_to_windows(latent, self.cfg.window)) + self.patch_pos  # [B,nW,P,D]
@@ -127,7 +127,7 @@ class MRTDecoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         p = cfg.grid * cfg.grid
-        self.expand = MLP(cfg.token_bits, cfg.dim)  # MLP(c1, c2): expansion back to the model width
+        self.expand = MLP(cfg.token_bits, cfg.dim, init="fan_in")  # MLP(c1, c2): expansion back to the model width
         self.token_pos = nn.Parameter(torch.randn(cfg.n_tokens, cfg.dim) * 0.02)
         self.mask_token = nn.Parameter(torch.randn(cfg.dim) * 0.02)
         self.patch_pos = nn.Parameter(torch.randn(p, cfg.dim) * 0.02)

@@ -45,12 +45,12 @@ class RCM(nn.Module):
         self.passes = r.passes
         self.group_bits = cfg.group_bits
         self.alphabet = 2**self.group_bits
-        self.expand = MLP(self.bits, r.dim)  # MLP(c1, c2)
+        self.expand = MLP(self.bits, r.dim, init="fan_in")  # MLP(c1, c2)
         self.token_index = nn.Embedding(cfg.n_tokens, r.dim)
         self.step_embed = nn.Embedding(r.passes * r.groups, r.dim)
         self.blocks = nn.ModuleList(BiRWKVBlock(r.dim, layer_id=i, n_layers=r.depth) for i in range(r.depth))
         self.norm = nn.LayerNorm(r.dim)
-        self.reduce = MLP(r.dim, r.groups * self.alphabet)  # MLP(c2, c1) -> logits of every group
+        self.reduce = MLP(r.dim, r.groups * self.alphabet, init="fan_in")  # MLP(c2, c1) -> logits of every group
 
     @property
     def n_steps(self) -> int:

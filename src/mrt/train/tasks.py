@@ -242,12 +242,15 @@ class Stage2Task(_CodecTask):
         with torch.no_grad():
             tokens = self.model.quantize(latents, k).quantized.detach()
         cells = self.cfg.window // 8
-        logits = self.model.decode_logits(tokens, latents.shape[-2] // cells, latents.shape[-1] // cells)
+        rows, cols = latents.shape[-2] // cells, latents.shape[-1] // cells
+        feats = self.model.decoder.features(tokens)
+        logits = self.model.decoder.logits(feats, rows, cols)
+        preview = self.preview_loss(feats, rows, cols, batch)
         latent_pred = self.model.synthesize_latent(self.model.codes_from_logits(logits))
         latent_mse = F.mse_loss(latent_pred.float(), latents)
         bits = self.rate(tokens, step)
         bpp = bits / (latents.shape[-2] * latents.shape[-1] * 64)
-        total = self.args.w_latent * latent_mse + self.args.w_rate * bpp.mean()
+        total = self.args.w_latent * latent_mse + self.args.w_preview * preview + self.args.w_rate * bpp.mean()
         logs = {"latent_mse": float(latent_mse.detach()), "bpp": float(bpp.mean().detach()), "k": float(k)}
         if self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None:
             assert batch.pixels is not None, "pixel losses need data.with_pixels: true"
