@@ -645,7 +645,7 @@ class JPEG2000Baseline(Baseline):
     file_ext = ".j2k"
     quality_range = (16.0, 40.0)
     integer_quality = False
-    default_qualities = (17.0, 17.5, 18.0, 18.5, 19.0, 19.5, 20.0, 20.5, 21.0, 22.0)
+    default_qualities = (17.0, 17.5, 18.0, 18.5, 19.0, 19.5, 20.0, 20.5, 21.0, 22.0, 23.0, 24.0)
 
     def availability(self) -> Availability:
         try:
