@@ -143,11 +143,16 @@ def test_sigint_writes_checkpoint_then_stops(tmp_path: Path) -> None:
             if step == 4:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(TrainingInterrupted) as info:
-        train(_cfg(tmp_path / "r"), task_factory=lambda cfg: Interrupting(channels=6), items=ITEMS)
-    assert info.value.step == 5 and info.value.exit_code == 130
-    assert info.value.checkpoint == ck.checkpoint_path(tmp_path / "r", 5)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    # start from Python's default handler even when the test runner inherited SIG_IGN (nohup, CI)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(TrainingInterrupted) as info:
+            train(_cfg(tmp_path / "r"), task_factory=lambda cfg: Interrupting(channels=6), items=ITEMS)
+        assert info.value.step == 5 and info.value.exit_code == 130
+        assert info.value.checkpoint == ck.checkpoint_path(tmp_path / "r", 5)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    finally:
+        signal.signal(signal.SIGINT, outer)
     resumed = train(_cfg(tmp_path / "r", resume=True), items=ITEMS)
     assert resumed.name == "step_00000020.pt"
 
