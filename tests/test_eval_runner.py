@@ -307,3 +307,16 @@ def test_evaluate_the_real_codec_api(image_dir: Path, tmp_path: Path, tiny_model
         assert r.est_bpp is not None and 0 < r.est_bpp <= r.bpp  # the header is not in the estimate
         assert r.psnr is not None
     assert point.n_images == 2
+
+
+def test_quality_grid_options() -> None:
+    from mrt.cli.cmd_baselines import _grids
+    from mrt.eval.cli_support import UsageError
+
+    assert _grids(None, ["vvc", "jpeg"]) == {"vvc": None, "jpeg": None}
+    assert _grids(["63,60"], ["vvc", "jpeg"]) == {"vvc": [63.0, 60.0], "jpeg": [63.0, 60.0]}
+    assert _grids(["vvc=63,60", "jpeg=1,5"], ["vvc", "jpeg"]) == {"vvc": [63.0, 60.0], "jpeg": [1.0, 5.0]}
+    with pytest.raises(UsageError):
+        _grids(["hevc=40"], ["vvc"])
+    with pytest.raises(UsageError):
+        _grids(["vvc=a,b"], ["vvc"])

@@ -666,7 +666,7 @@ class JPEG2000Baseline(Baseline):
         return "codecformat=J2K;irreversible;mct"
 
     def quality_label(self, quality: float) -> str:
-        return f"psnr_target={quality:g}"
+        return f"psnr_target={quality:.4g}"
 
     def encode(self, img: np.ndarray, quality: float) -> bytes:
         self.require()

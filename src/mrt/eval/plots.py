@@ -156,7 +156,7 @@ def plot_visual(
     n = len(panels)
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(tile_inches * cols, tile_inches * rows * ch / cw + 0.4 * rows),
+    fig, axes = plt.subplots(rows, cols, figsize=(tile_inches * cols, (tile_inches * ch / cw + 0.55) * rows + 0.3),
                              dpi=max(100, int(cw / tile_inches)), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -165,7 +165,7 @@ def plot_visual(
         ax.set_title(p.label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.2)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

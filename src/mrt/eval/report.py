@@ -293,12 +293,14 @@ def make_visuals(
     crop: tuple[int, int, int, int] | None = None,
     baselines: Sequence[str] | None = None,
     cache_dir: Path | None = None,
+    max_over: float = 1.5,
 ) -> tuple[list[tuple[Path, str]], list[str]]:
     """Visual comparison figures; returns ``[(png, caption)]`` and notes on what was skipped.
 
     For every MRT rate point that has a stored bitstream of this image, the classical codecs are
     matched to its bpp; without MRT results, to each of ``target_bpps``. ``cache_dir`` keeps
-    the matched bitstreams so that regenerating the report does not bisect again.
+    the matched bitstreams so that regenerating the report does not bisect again. A codec
+    whose smallest file is above ``max_over`` x the target is left out (named in the caption).
     """
     from mrt.eval.baselines import BaselineError, get_baseline  # noqa: PLC0415
     from mrt.eval.runner import _read_image  # noqa: PLC0415
@@ -327,6 +329,7 @@ def make_visuals(
     made: list[tuple[Path, str]] = []
     for target, learned in jobs:
         panels = [Panel("original", pixels), *learned]
+        unreachable: list[str] = []
         for name in classical:
             try:
                 b = get_baseline(name)
@@ -338,13 +341,19 @@ def make_visuals(
                 notes.append(f"visual: {name}: {exc}")
                 continue
             bpp = len(data) * 8.0 / (pixels.shape[0] * pixels.shape[1])
-            over = " (lowest rate)" if bpp > target * 1.0001 else ""
+            if bpp > target * max_over:
+                unreachable.append(f"{name} (smallest file {bpp:.4f} bpp)")
+                continue
+            over = " (its lowest rate)" if bpp > target * 1.0001 else ""
             panels.append(Panel(f"{name} {b.quality_label(q)}\n{bpp:.4f} bpp{over}", rec))
         out = Path(out_dir) / f"visual_{Path(img_name).stem}_{target:.4f}bpp.png"
         plot_visual(panels, out, crop=crop, title=f"{img_name}, target {target:.4f} bpp")
-        box = crop or "centre 512×320"
-        made.append((out, f"{img_name} at {target:.4f} bpp (crop {box}); each classical codec at its "
-                          "highest rate not above the target (bisection on its quality knob)."))
+        box = "x, y, w, h = " + ", ".join(map(str, crop)) if crop else "centre 512×320"
+        caption = (f"{img_name} at {target:.4f} bpp (crop {box}); each classical codec at its "
+                   "highest rate not above the target (bisection on its quality knob).")
+        if unreachable:
+            caption += " Not shown, cannot get that low: " + ", ".join(unreachable) + "."
+        made.append((out, caption))
     return made, notes
 
 
