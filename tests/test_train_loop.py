@@ -213,3 +213,75 @@ def test_schedule_and_weight_decay_groups() -> None:
 def test_toy_factory_validates_model_keys() -> None:
     with pytest.raises(ConfigError, match="unknown model key"):
         build_toy_task(TrainConfig.from_dict({"task": "toy", "model": {"chanels": 3}}))
+
+
+class _SlowToy(ToyAutoencoderTask):
+    """The toy task with a fixed extra time per step (to exercise ``run.time_limit_s``)."""
+
+    def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+        import time
+
+        time.sleep(0.03)
+        return super().forward(batch, step)
+
+
+def test_time_limit_shortens_the_run_and_its_schedule(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path / "r", steps=100000, time_limit_s=1.5, ckpt_every=100000, log_every=5)
+    path = train(cfg, task_factory=lambda c: _SlowToy(channels=6), items=ITEMS)
+    c = ck.load_checkpoint(path)
+    # 1.5 s at >= 30 ms per step: far fewer than 100000 steps, but past the calibration window
+    assert 25 < c["step"] < 60, c["step"]
+    assert c["elapsed_s"] < 1.5 * 1.5
+    # the cosine schedule was re-targeted to the shortened end: the LR has decayed to ~0
+    assert c["optimizer"]["param_groups"][0]["lr"] < 0.02 * cfg.optim.lr
+    assert "time limit 2 s" in (tmp_path / "r" / "train.log").read_text()
+    with pytest.raises(ConfigError, match="time_limit_s"):
+        _cfg(tmp_path / "x", time_limit_s=0)
+
+
+def test_slim_checkpoint_releases_but_does_not_resume(tmp_path: Path) -> None:
+    path = train(_cfg(tmp_path / "r", steps=6), items=ITEMS)
+    full = ck.load_checkpoint(path)
+    slim = ck.slim_checkpoint(path, tmp_path / "slim.pt", prefix="enc.", dtype=torch.float16)
+    s = ck.load_checkpoint(slim)
+    assert set(s["task_state"]) == {"enc.weight", "enc.bias"}
+    assert s["task_state"]["enc.weight"].dtype == torch.float16
+    ema = full["ema_state"]["shadow"]["enc.weight"]
+    assert torch.equal(s["task_state"]["enc.weight"], ema.half())
+    assert "optimizer" not in s and s["ema_state"] is None and s["config"] == full["config"]
+    assert s["step"] == 6 and s["slim"]["prefix"] == "enc."
+    assert slim.stat().st_size < 0.5 * path.stat().st_size
+    assert torch.equal(ck.export_weights(slim)["enc.weight"], s["task_state"]["enc.weight"])
+    # a run folder whose newest checkpoint is slim cannot be resumed
+    run = tmp_path / "r2"
+    ck.slim_checkpoint(path, ck.checkpoint_path(run, 6))
+    with pytest.raises(ConfigError, match="weights-only"):
+        train(_cfg(run, steps=10, resume=True), items=ITEMS)
+
+
+class _HoldsModel(nn.Module):
+    """A task that holds a codec model as ``self.model`` (like stages 1 and 2)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.head = nn.Linear(2, 2)
+
+    def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+        return LossOutput(self.head.weight.sum() * 0.0, {})
+
+
+def test_init_from_a_released_model_file(tmp_path: Path, tiny_model_file: Path, tiny_model: nn.Module) -> None:
+    from conftest import make_tiny_model
+
+    seen: list[_HoldsModel] = []
+
+    def factory(cfg: TrainConfig) -> nn.Module:
+        seen.append(_HoldsModel(make_tiny_model(seed=123)))
+        return seen[-1]
+
+    train(_cfg(tmp_path / "r", steps=0, init_from=str(tiny_model_file)), task_factory=factory, items=ITEMS)
+    got = seen[-1].model.state_dict()
+    for k, v in tiny_model.state_dict().items():  # the file stores float16
+        assert torch.equal(got[k], v.half().to(got[k].dtype)), k
+    assert "init_from model file" in (tmp_path / "r" / "train.log").read_text()

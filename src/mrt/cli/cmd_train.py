@@ -44,7 +44,14 @@ def _build_cache(cfg: Any) -> None:
     if d.with_latents and not taef2:
         raise ConfigError("data.with_latents=true needs data.taef2_dir to build the latent cache")
     print(f"building cache {d.cache_dir} from {len(sources)} images", file=sys.stderr)
-    build_cache(sources, d.cache_dir, taef2, max_side=d.max_side, progress=True, flip_latents=d.flip_latents)
+    device = cfg.run.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    build_cache(
+        sources, d.cache_dir, taef2, max_side=d.max_side, progress=True, flip_latents=d.flip_latents, device=device
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -209,6 +209,36 @@ def export_weights(path: str | Path, use_ema: bool = True, prefix: str = "") -> 
     return state
 
 
+_SLIM_DROP = ("optimizer", "scheduler", "rng", "ema_state", "replica_sha256")
+
+
+def slim_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    prefix: str = "model.",
+    use_ema: bool = True,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a weights-only copy of a checkpoint: the (EMA) tensors under ``prefix`` as
+    ``task_state``, with config, step, git revision and timing kept; no optimizer, RNG or EMA.
+
+    What a leased machine sends back (a full checkpoint carries the optimizer and EMA, about
+    6x the model). ``mrt release`` and ``run.init_from`` accept it; it cannot be resumed.
+    ``dtype`` casts the floating-point tensors (``torch.float16`` halves the file; released model
+    files store float16 anyway).
+    """
+    ckpt = load_checkpoint(src)
+    state = task_weights(ckpt, use_ema=use_ema)
+    payload = {k: v for k, v in ckpt.items() if k not in _SLIM_DROP}
+    kept = {k: v.detach().cpu().contiguous() for k, v in state.items() if k.startswith(prefix)}
+    if dtype is not None:
+        kept = {k: v.to(dtype) if v.is_floating_point() else v for k, v in kept.items()}
+    payload["task_state"] = kept
+    payload["ema_state"] = None
+    payload["slim"] = {"source": str(resolve_checkpoint(src)), "prefix": prefix, "ema": use_ema, "dtype": str(dtype)}
+    return save_checkpoint(dst, payload)
+
+
 @dataclass
 class LoadReport:
     """What :func:`load_matching` did: loaded keys and the keys it could not match."""

@@ -70,7 +70,13 @@ class OptimConfig:
 
 @dataclass
 class RunConfig:
-    """Run length, logging, checkpoints, EMA, precision, device and the stage hand-over."""
+    """Run length, logging, checkpoints, EMA, precision, device and the stage hand-over.
+
+    ``time_limit_s``: wall-clock budget of this invocation's loop (for leased machines). The loop
+    measures its step time after a few steps and shortens the run (and the LR schedule with it) to
+    end inside the budget; ``steps`` stays the upper bound. A time-limited run is not bit-exactly
+    reproducible (its length depends on the machine's speed).
+    """
 
     out_dir: str = ""
     steps: int = 10000
@@ -87,6 +93,7 @@ class RunConfig:
     init_use_ema: bool = True
     resume: bool = False
     stop_at: int | None = None
+    time_limit_s: float | None = None
     find_unused_parameters: bool = False
     progress: bool = True
     tensorboard: bool = True
@@ -146,6 +153,7 @@ class TrainConfig:
             (r.device in DEVICES, f"run.device must be one of {DEVICES}, got {r.device!r}"),
             (r.threads >= 0, f"run.threads must be >= 0 (0 = torch default), got {r.threads}"),
             (r.stop_at is None or r.stop_at >= 0, f"run.stop_at must be >= 0 or null, got {r.stop_at}"),
+            (r.time_limit_s is None or r.time_limit_s > 0, f"run.time_limit_s must be > 0 or null, got {r.time_limit_s}"),
         ]
         for ok, msg in checks:
             if not ok:

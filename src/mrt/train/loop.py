@@ -249,6 +249,9 @@ class _Trainer:
         return ds
 
     def _init_from(self, task: nn.Module) -> None:
+        if str(self.cfg.run.init_from).endswith(".mrtm"):
+            self._init_from_model_file(task, Path(str(self.cfg.run.init_from)))
+            return
         path = ck.resolve_checkpoint(self.cfg.run.init_from)  # type: ignore[arg-type]
         src = ck.load_checkpoint(path)
         state = ck.task_weights(src, use_ema=self.cfg.run.init_use_ema)
@@ -257,6 +260,17 @@ class _Trainer:
         self.log(f"init_from {path} (task {src.get('task')!r}, step {src.get('step')}, {which} weights): {report.summary()}")
         if not report.loaded:
             raise MRTError(f"init_from {path}: no tensor of that checkpoint matches this task")
+
+    def _init_from_model_file(self, task: nn.Module, path: Path) -> None:
+        """Fine-tune a released model: its weights initialise the task's ``model.*`` tensors."""
+        from mrt.models.modelfile import load_model_file
+
+        model, info, _ = load_model_file(path)
+        state = {f"model.{k}": v for k, v in model.state_dict().items()}
+        report = ck.load_matching(task, state)
+        self.log(f"init_from model file {path} ({info.default_variant}): {report.summary()}")
+        if not report.loaded:
+            raise MRTError(f"init_from {path}: no tensor of that model file matches this task")
 
     # ------------------------------------------------------------------ main
 
@@ -287,9 +301,9 @@ class _Trainer:
         optimizer = torch.optim.AdamW(
             param_groups(task, named, o.weight_decay), lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps
         )
-        steps = cfg.run.steps
+        self.schedule_total = cfg.run.steps  # shortened by run.time_limit_s (see _fit_time_limit)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, o.warmup_steps, steps, o.schedule, o.min_lr_ratio)
+            optimizer, lambda s: lr_factor(s, o.warmup_steps, self.schedule_total, o.schedule, o.min_lr_ratio)
         )
         ema = EMA(named, cfg.run.ema_decay, cfg.run.ema_start) if cfg.run.ema_decay is not None else None
 
@@ -313,6 +327,7 @@ class _Trainer:
                 find_unused_parameters=cfg.run.find_unused_parameters,
             )
 
+        steps = cfg.run.steps
         end_step = steps if cfg.run.stop_at is None else min(steps, cfg.run.stop_at)
         if start_step >= end_step:
             if resume_path is not None:
@@ -331,6 +346,8 @@ class _Trainer:
     ) -> int:
         cfg, info = self.cfg, self.info
         state = ck.load_checkpoint(path)
+        if "optimizer" not in state:
+            raise ConfigError(f"cannot resume {path}: it is a weights-only (slim) checkpoint; use run.init_from")
         old_cfg = state.get("config", {})
         diff = [k for k in config_diff(old_cfg, cfg.to_dict()) if k not in _RESUME_FREE_KEYS]
         hard = [k for k in diff if k == "task" or k.startswith("model.")]
@@ -441,6 +458,33 @@ class _Trainer:
         for s, h in old.items():
             signal.signal(s, h)
 
+    # ------------------------------------------------------------------ time limit
+
+    _CALIB_SKIP = 5  # first steps of a run (allocator, autotuning) are not timed
+    _CALIB_STEPS = 20  # timed steps before the first estimate
+    _REFIT_EVERY = 200  # steps between later estimates
+
+    def _fit_time_limit(
+        self, step: int, end_step: int, max_end: int, t_start: float, t_calib: float, n_timed: int
+    ) -> int:
+        """New end step so that the loop ends inside ``run.time_limit_s`` (rank 0 decides for all).
+
+        Uses the mean step time since ``t_calib`` (``n_timed`` steps); never beyond ``max_end`` (the
+        end the data loader was built for) nor below the current step + 1. The cosine schedule is re-targeted to the new end.
+        """
+        limit = self.cfg.run.time_limit_s
+        assert limit is not None
+        now = time.perf_counter()
+        per_step = (now - t_calib) / max(1, n_timed)
+        remaining = limit - (now - t_start)
+        proposal = step + max(1, int(remaining / max(per_step, 1e-9)))
+        proposal = gather_objects(proposal)[0]  # every rank takes rank 0's decision
+        new_end = max(step + 1, min(max_end, proposal))
+        if new_end != end_step:
+            self.log(f"time limit {limit:.0f} s: {per_step:.3f} s/step -> ending at step {new_end}")
+        self.schedule_total = new_end
+        return new_end
+
     # ------------------------------------------------------------------ loop
 
     def _loop(
@@ -487,6 +531,8 @@ class _Trainer:
         images_per_step = cfg.data.batch_size * info.world_size
         meter = RunningMean()
         t_start = t_last = time.perf_counter()
+        t_calib, calib_from = t_start, None  # time-limit calibration window
+        max_end = end_step
         steps_since_log = 0
         last_path: Path | None = None
         step = start_step
@@ -530,6 +576,17 @@ class _Trainer:
                     ema.update(step)
                 if on_step_end is not None:
                     on_step_end(step - 1)
+                if cfg.run.time_limit_s is not None:
+                    done = step - start_step
+                    if done == self._CALIB_SKIP:
+                        t_calib, calib_from = time.perf_counter(), step
+                    elif calib_from is not None and (
+                        step - calib_from == self._CALIB_STEPS or (step - calib_from) % self._REFIT_EVERY == 0
+                    ):
+                        end_step = self._fit_time_limit(step, end_step, max_end, t_start, t_calib, step - calib_from)
+                        if pbar is not None:
+                            pbar.total = end_step
+                            pbar.refresh()
                 meter.add({"loss": loss_value, "grad_norm": gnorm_value, **out.logs})
                 steps_since_log += 1
                 if pbar is not None:
