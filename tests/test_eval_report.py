@@ -47,6 +47,11 @@ def test_bd_table_and_interpolation(results_dir: Path) -> None:
     assert table["mrt"]["dists"].value == pytest.approx(-50.0, abs=1e-6)  # type: ignore[union-attr]
     assert table["jpeg2000"]["psnr"].value == pytest.approx(60.0, abs=1e-6)  # type: ignore[union-attr]
     assert table["jpeg2000"]["dists"] is None  # no DISTS data -> n/a
+    # BD-metric: mrt reaches vvc's quality at half the rate -> +2 ln 2 dB, -0.05 ln 2 DISTS
+    mtable = bd_table(results, "vvc", kind="metric")
+    assert mtable["mrt"]["psnr"].value == pytest.approx(2 * math.log(2), abs=1e-6)  # type: ignore[union-attr]
+    assert mtable["mrt"]["dists"].value == pytest.approx(-0.05 * math.log(2), abs=1e-6)  # type: ignore[union-attr]
+    assert mtable["mrt"]["psnr"].lo == pytest.approx(0.005) and mtable["mrt"]["psnr"].hi == pytest.approx(0.04)  # type: ignore[union-attr]
     vvc = next(r for r in results if r.name == "vvc")
     assert interpolate_at(vvc, "psnr", 0.02) == pytest.approx(30 + 2 * math.log(0.02))
     assert interpolate_at(vvc, "psnr", 0.001) is None
@@ -60,6 +65,8 @@ def test_generate_report_writes_markdown_and_pngs(results_dir: Path, tmp_path: P
     assert "## BD-rate vs VVC" in md
     assert "| mrt | -50.0% (" in md.replace("−", "-")
     assert "n/a" in md  # jpeg2000 has no DISTS
+    # the BD-metric table (columns DISTS, LPIPS, PSNR, ...)
+    assert "| mrt | -0.035 (0.0050–0.0400 bpp) | -0.055 (0.0050–0.0400 bpp) | +1.39 (0.0050–0.0400 bpp) |" in md
     assert "### other" in md and "### vvc" in md
     assert "Quality at target rates" in md
     for m in ("psnr", "ms-ssim", "lpips", "dists", "fid"):

@@ -76,8 +76,9 @@ def interpolate_at(rs: ResultSet, metric: str, bpp: float) -> float | None:
 
 
 def bd_table(results: Sequence[ResultSet], anchor: str,
-             metrics: Sequence[str] = BD_METRICS) -> dict[str, dict[str, BDResult | None]]:
-    """BD-rate of every non-anchor result set against ``anchor`` for each metric."""
+             metrics: Sequence[str] = BD_METRICS, kind: str = "rate") -> dict[str, dict[str, BDResult | None]]:
+    """BD-rate (``kind="rate"``) or BD-metric (``kind="metric"``: mean metric difference at equal
+    bpp over the overlapping bpp range) of every non-anchor result set against ``anchor``."""
     by_name = {rs.name: rs for rs in results}
     if anchor not in by_name:
         return {}
@@ -90,7 +91,7 @@ def bd_table(results: Sequence[ResultSet], anchor: str,
         for m in metrics:
             ax, ay = a.curve(m)
             tx, ty = rs.curve(m)
-            row[m] = bd_rate_or_none(ax, ay, tx, ty, lower_is_better=is_lower_better(m))
+            row[m] = bd_rate_or_none(ax, ay, tx, ty, lower_is_better=is_lower_better(m), kind=kind)
         table[rs.name] = row
     return table
 
@@ -118,6 +119,13 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return out
+
+
+def _bd_metric_cell(r: BDResult | None, metric: str) -> str:
+    if r is None:
+        return "n/a"
+    digits = 2 if metric in ("psnr", "fid") else 3
+    return f"{r.value:+.{digits}f} ({r.lo:.4f}–{r.hi:.4f} bpp)"
 
 
 def _bd_cell(r: BDResult | None, metric: str) -> str:
@@ -206,6 +214,15 @@ def render_markdown(
         rows = [[rs.name, *(_bd_cell(table[rs.name].get(m), m) for m in mets)]
                 for rs in results if rs.name in table]
         lines += _md_table(["codec", *(f"BD-rate {m.upper()}" for m in mets)], rows) + [""]
+        mtable = bd_table(results, anchor, kind="metric")
+        lines += [f"BD-metric vs {anchor.upper()}: mean difference of the metric (codec minus "
+                  f"{anchor.upper()}) at equal bpp, PCHIP over log-rate, integrated over the "
+                  "overlapping bpp range shown in brackets. It exists wherever the rate ranges overlap, "
+                  "also when the quality ranges do not (then BD-rate is n/a). Better: negative for "
+                  "DISTS, LPIPS and FID, positive for PSNR and MS-SSIM.", ""]
+        rows = [[rs.name, *(_bd_metric_cell(mtable[rs.name].get(m), m) for m in mets)]
+                for rs in results if rs.name in mtable]
+        lines += _md_table(["codec", *(f"Δ{m.upper()}" for m in mets)], rows) + [""]
 
     # ---- figures ------------------------------------------------------------------------
     if figures:
