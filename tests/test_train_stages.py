@@ -86,3 +86,27 @@ def test_stages_learn_and_release(tmp_path: Path) -> None:
     assert np.array_equal(codec.decompress(data), codec.reconstruct(img))
     # releasing again over an existing file needs --force
     assert main(["release", str(s2), "-o", str(model_file), "--name", "fam", "--tokens", "4,8"]) != 0
+
+
+@pytest.mark.slow
+def test_adversarial_term_trains_the_discriminator_only_through_its_own_loss(tmp_path: Path) -> None:
+    """Stage 0 with w_adv: the discriminator learns (its real/fake scores separate), the
+    generator term starts at adv_start, and a release-style export leaves the discriminator out."""
+    import torch
+
+    from mrt.train.checkpoint import export_weights, load_checkpoint
+
+    out = tmp_path / "adv"
+    cfg = _cfg("stage0", out, {"w_pixel": 1.0, "w_adv": 0.1, "adv_start": 10, "disc_width": 16},
+               steps=20, pixels=True, lr=1e-3)
+    train(cfg, items=ITEMS)
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {"d_loss", "g_adv", "d_real", "d_fake"} <= set(rows[0])
+    first, last = float(rows[0]["d_loss"]), float(rows[-1]["d_loss"])
+    assert last < first  # hinge loss starts near 2 and falls as D separates real from fake
+    assert float(rows[-1]["d_real"]) > float(rows[-1]["d_fake"])
+    state = load_checkpoint(out)["task_state"]
+    assert any(k.startswith("disc.") for k in state)
+    assert not any(k.startswith("disc.") for k in export_weights(out, prefix="target."))
+    assert torch.isfinite(torch.tensor(float(rows[-1]["loss"])))

@@ -49,6 +49,9 @@ class TaskArgs:
     w_preview: float = 0.0  # stage 1/2: MSE of the decoder's 1/4-resolution RGB preview (needs pixels)
     w_lpips: float = 0.0
     w_dists: float = 0.0
+    w_adv: float = 0.0  # stage 0/2: hinge GAN generator term (a patch discriminator is trained when > 0)
+    adv_start: int = 0  # first step of the generator term (the discriminator trains from step 0)
+    disc_width: int = 64
     k_choices: list[int] = field(default_factory=list)  # tokens per window sampled per step ([] = all)
     rate_steps: int = 0  # RCM steps evaluated per training step (0 = all; else a random subset, rescaled)
     train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
@@ -78,8 +81,23 @@ def _perceptual(args: TaskArgs) -> tuple[nn.Module | None, nn.Module | None]:
     return lpips, dists
 
 
-def _pixel_losses(task: "Stage0Task | Stage2Task", recon: torch.Tensor, pixels: torch.Tensor, logs: dict[str, float]) -> torch.Tensor:
-    """Weighted pixel MSE + LPIPS + DISTS of an RGB reconstruction (computed in fp32)."""
+def _discriminator(args: TaskArgs) -> nn.Module | None:
+    """The patch discriminator of the adversarial term, when it is used."""
+    if args.w_adv <= 0:
+        return None
+    from mrt.models.discriminator import PatchDiscriminator
+
+    return PatchDiscriminator(args.disc_width)
+
+
+def _pixel_losses(
+    task: "Stage0Task | Stage2Task", recon: torch.Tensor, pixels: torch.Tensor, logs: dict[str, float], step: int
+) -> torch.Tensor:
+    """Weighted pixel MSE + LPIPS + DISTS (+ adversarial) of an RGB reconstruction (in fp32).
+
+    With ``w_adv > 0`` the discriminator's hinge loss is added from step 0 (its gradient reaches
+    only the discriminator) and the generator's from ``adv_start`` on.
+    """
     args = task.args
     recon = recon.float()
     mse = F.mse_loss(recon.clamp(0, 1), pixels)
@@ -93,6 +111,15 @@ def _pixel_losses(task: "Stage0Task | Stage2Task", recon: torch.Tensor, pixels: 
         value = task.dists(recon.clamp(0, 1), pixels).mean()
         logs["dists"] = float(value.detach())
         total = total + args.w_dists * value
+    if task.disc is not None:
+        from mrt.models.discriminator import adversarial_losses
+
+        adv = adversarial_losses(task.disc, recon.clamp(0, 1), pixels)
+        logs.update(d_loss=float(adv.discriminator.detach()), g_adv=float(adv.generator.detach()),
+                    d_real=adv.real_score, d_fake=adv.fake_score)
+        total = total + adv.discriminator
+        if step >= args.adv_start:
+            total = total + args.w_adv * adv.generator
     return total
 
 
@@ -109,6 +136,7 @@ class Stage0Task(Task):
         scratch = cfg.target.pixel_generator == "scratch"
         self.target.generator.rgb_decoder.requires_grad_(args.train_rgb_decoder or scratch)
         self.lpips, self.dists = _perceptual(args)
+        self.disc = _discriminator(args)
 
     def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
         assert batch.latents is not None, "stage0 needs latents (data.with_latents: true)"
@@ -118,10 +146,10 @@ class Stage0Task(Task):
         latent_mse = F.mse_loss(latent_pred.float(), batch.latents)
         total = self.args.w_latent * latent_mse + q.entropy_loss + q.commit_loss
         logs = {"latent_mse": float(latent_mse.detach()), "lfq_h": float(q.sample_entropy or 0.0)}
-        if self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None:
+        if self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None or self.disc is not None:
             assert batch.pixels is not None, "pixel losses need data.with_pixels: true"
             recon = self.target.generator.rgb_decoder(latent_pred)
-            total = total + _pixel_losses(self, recon, batch.pixels, logs)
+            total = total + _pixel_losses(self, recon, batch.pixels, logs, step)
         return LossOutput(total, logs)
 
 
@@ -234,6 +262,7 @@ class Stage2Task(_CodecTask):
         self.model.encoder.requires_grad_(False)
         self.model.generator.rgb_decoder.requires_grad_(args.train_rgb_decoder)
         self.lpips, self.dists = _perceptual(args)
+        self.disc = _discriminator(args)
 
     def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
         assert batch.latents is not None, "stage2 needs latents (data.with_latents: true)"
@@ -252,10 +281,10 @@ class Stage2Task(_CodecTask):
         bpp = bits / (latents.shape[-2] * latents.shape[-1] * 64)
         total = self.args.w_latent * latent_mse + self.args.w_preview * preview + self.args.w_rate * bpp.mean()
         logs = {"latent_mse": float(latent_mse.detach()), "bpp": float(bpp.mean().detach()), "k": float(k)}
-        if self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None:
+        if self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None or self.disc is not None:
             assert batch.pixels is not None, "pixel losses need data.with_pixels: true"
             recon = self.model.generator.rgb_decoder(latent_pred)
-            total = total + _pixel_losses(self, recon, batch.pixels, logs)
+            total = total + _pixel_losses(self, recon, batch.pixels, logs, step)
         return LossOutput(total, logs)
 
 
