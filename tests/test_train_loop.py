@@ -239,6 +239,34 @@ def test_time_limit_shortens_the_run_and_its_schedule(tmp_path: Path) -> None:
         _cfg(tmp_path / "x", time_limit_s=0)
 
 
+def test_time_limited_run_resumes_on_its_fitted_schedule(tmp_path: Path) -> None:
+    """An interrupted time-limited run continues the fitted end and LR schedule, within one budget."""
+    cfg = _cfg(tmp_path / "r", steps=100000, time_limit_s=3.0, ckpt_every=10, keep_last=100, log_every=5)
+    path = train(cfg, task_factory=lambda c: _SlowToy(channels=6), items=ITEMS)
+    full = ck.load_checkpoint(path)
+    end = full["step"]
+    assert 35 < end < 110 and full["schedule_total"] == end
+    lr_full = _lr_by_step(tmp_path / "r" / "metrics.csv")
+    for p in (tmp_path / "r" / "checkpoints").glob("*.pt"):  # "interrupt" after step 30
+        if ck.load_checkpoint(p)["step"] > 30:
+            p.unlink()
+    cfg = _cfg(tmp_path / "r", steps=100000, time_limit_s=3.0, ckpt_every=10, keep_last=100, log_every=5, resume=True)
+    resumed = ck.load_checkpoint(train(cfg, task_factory=lambda c: _SlowToy(channels=6), items=ITEMS))
+    # the same budget: it ends near the first end (re-fitted once from its own step times), not
+    # after another 3 s
+    assert abs(resumed["step"] - end) <= 8, (resumed["step"], end)
+    lr_resumed = _lr_by_step(tmp_path / "r" / "metrics.csv")
+    for step in range(35, 55, 5):  # until its first re-fit (step 30 + 25): the fitted schedule, not run.steps'
+        assert lr_resumed[step] == pytest.approx(lr_full[step], rel=1e-6), step
+
+
+def _lr_by_step(csv_path: Path) -> dict[int, float]:
+    import csv
+
+    with open(csv_path) as f:
+        return {int(r["step"]): float(r["lr"]) for r in csv.DictReader(f)}
+
+
 def test_slim_checkpoint_releases_but_does_not_resume(tmp_path: Path) -> None:
     path = train(_cfg(tmp_path / "r", steps=6), items=ITEMS)
     full = ck.load_checkpoint(path)

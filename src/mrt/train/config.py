@@ -72,9 +72,10 @@ class OptimConfig:
 class RunConfig:
     """Run length, logging, checkpoints, EMA, precision, device and the stage hand-over.
 
-    ``time_limit_s``: wall-clock budget of this invocation's loop (for leased machines). The loop
-    measures its step time after a few steps and shortens the run (and the LR schedule with it) to
-    end inside the budget; ``steps`` stays the upper bound. A time-limited run is not bit-exactly
+    ``time_limit_s``: wall-clock budget of the run's loop (for leased machines), summed over resumed
+    invocations (the checkpoint keeps the elapsed time and the fitted end). The loop measures its
+    step time after a few steps and shortens the run (and the LR schedule with it) to end inside
+    the budget; ``steps`` stays the upper bound. A time-limited run is not bit-exactly
     reproducible (its length depends on the machine's speed).
     """
 

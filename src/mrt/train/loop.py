@@ -373,6 +373,9 @@ class _Trainer:
         else:
             ck.seed_everything(_rank_seed(cfg.run.seed, info.rank) + int(state["step"]))
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        if cfg.run.time_limit_s is not None and state.get("schedule_total") is not None:
+            # a time-limited run continues on the end it had fitted (not on run.steps)
+            self.schedule_total = int(state["schedule_total"])
         step = int(state["step"])
         self.log(f"resumed from {path} at step {step}")
         return step
@@ -416,6 +419,7 @@ class _Trainer:
                 },
                 "world_size": info.world_size,
                 "elapsed_s": self.elapsed_before + elapsed,
+                "schedule_total": self.schedule_total,
                 "replica_sha256": digests if info.enabled else None,
                 "config": cfg.to_dict(),
                 "git_rev": rev,
@@ -476,7 +480,7 @@ class _Trainer:
         assert limit is not None
         now = time.perf_counter()
         per_step = (now - t_calib) / max(1, n_timed)
-        remaining = limit - (now - t_start)
+        remaining = limit - self.elapsed_before - (now - t_start)  # the budget spans resumed invocations
         proposal = step + max(1, int(remaining / max(per_step, 1e-9)))
         proposal = gather_objects(proposal)[0]  # every rank takes rank 0's decision
         new_end = max(step + 1, min(max_end, proposal))
@@ -533,6 +537,8 @@ class _Trainer:
         t_start = t_last = time.perf_counter()
         t_calib, calib_from = t_start, None  # time-limit calibration window
         max_end = end_step
+        if cfg.run.time_limit_s is not None and resume_path is not None:
+            end_step = max(start_step + 1, min(max_end, self.schedule_total))  # continue the fitted schedule
         steps_since_log = 0
         last_path: Path | None = None
         step = start_step
