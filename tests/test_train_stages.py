@@ -110,3 +110,26 @@ def test_adversarial_term_trains_the_discriminator_only_through_its_own_loss(tmp
     assert any(k.startswith("disc.") for k in state)
     assert not any(k.startswith("disc.") for k in export_weights(out, prefix="target."))
     assert torch.isfinite(torch.tensor(float(rows[-1]["loss"])))
+
+
+
+@pytest.mark.slow
+def test_stage0_trains_a_from_scratch_pixel_generator(tmp_path: Path) -> None:
+    """``pixel_generator: scratch`` trains the RGB decoder (TAEF2's stays frozen); pixels improve."""
+    from mrt.train.config import load_config
+    from mrt.train.tasks import build_task
+
+    shipped = load_config(Path(__file__).resolve().parents[1] / "configs" / "stage0_scratch.yaml")
+    assert shipped.model["target"]["pixel_generator"] == "scratch" and shipped.data.with_pixels
+
+    def cfg(kind: str) -> TrainConfig:
+        tree = _cfg("stage0", tmp_path / kind, {"w_pixel": 10.0}, steps=20, pixels=True, lr=2e-3).to_dict()
+        tree["model"]["target"]["pixel_generator"] = kind
+        return TrainConfig.from_dict(tree)
+
+    for kind, trained in (("scratch", True), ("taef2", False)):
+        rgb = build_task(cfg(kind)).target.generator.rgb_decoder
+        assert all(p.requires_grad == trained for p in rgb.parameters()), kind
+    train(cfg("scratch"), items=ITEMS)
+    first, last = _first_last(tmp_path / "scratch", "psnr")
+    assert last > first + 1.0
