@@ -267,6 +267,16 @@ def _lr_by_step(csv_path: Path) -> dict[int, float]:
         return {int(r["step"]): float(r["lr"]) for r in csv.DictReader(f)}
 
 
+def test_checkpoints_name_the_revision_the_run_started_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit made while a run trains must not relabel its later checkpoints."""
+    revs = iter(f"rev{i}" for i in range(100))
+    monkeypatch.setattr(ck, "git_info", lambda *a: (next(revs), False))
+    train(_cfg(tmp_path / "r", steps=20, ckpt_every=10, keep_last=5), items=ITEMS)
+    saved = sorted((tmp_path / "r" / "checkpoints").glob("*.pt"))
+    assert len(saved) == 2
+    assert [ck.load_checkpoint(p)["git_rev"] for p in saved] == ["rev0", "rev0"]
+
+
 def test_slim_checkpoint_releases_but_does_not_resume(tmp_path: Path) -> None:
     path = train(_cfg(tmp_path / "r", steps=6), items=ITEMS)
     full = ck.load_checkpoint(path)

@@ -211,6 +211,8 @@ class _Trainer:
         self.log = MessageLog(None, enabled=info.is_main)
         self.stop = _StopFlag()
         self.elapsed_before = 0.0
+        # the code this process runs: taken once at start, not at each save (the checkout may move)
+        self.git_rev, self.git_dirty = ck.git_info() if info.is_main else ("", None)
 
     # ------------------------------------------------------------------ setup
 
@@ -400,7 +402,7 @@ class _Trainer:
         if info.is_main:
             if info.enabled and len(set(digests)) > 1:
                 self.log(f"WARNING: DDP replicas differ at step {step}: {digests}")
-            rev, dirty = ck.git_info()
+            rev, dirty = self.git_rev, self.git_dirty
             payload = {
                 "format": "mrt-train",
                 "version": 1,
