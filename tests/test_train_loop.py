@@ -256,13 +256,11 @@ def test_time_limited_run_resumes_on_its_fitted_schedule(tmp_path: Path) -> None
     # after another 3 s
     assert abs(resumed["step"] - end) <= 8, (resumed["step"], end)
     lr_resumed = _lr_by_step(tmp_path / "r" / "metrics.csv")
-    for step in range(35, 55, 5):  # until its first re-fit (step 30 + 25): the fitted schedule, not run.steps'
+    for step in range(35, 55, 5):  # until its first re-fit (step 30 + 25): the fitted schedule, not run.steps
         assert lr_resumed[step] == pytest.approx(lr_full[step], rel=1e-6), step
 
 
 def _lr_by_step(csv_path: Path) -> dict[int, float]:
-    import csv
-
     with open(csv_path) as f:
         return {int(r["step"]): float(r["lr"]) for r in csv.DictReader(f)}
 

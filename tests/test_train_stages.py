@@ -112,7 +112,6 @@ def test_adversarial_term_trains_the_discriminator_only_through_its_own_loss(tmp
     assert torch.isfinite(torch.tensor(float(rows[-1]["loss"])))
 
 
-
 @pytest.mark.slow
 def test_stage0_trains_a_from_scratch_pixel_generator(tmp_path: Path) -> None:
     """``pixel_generator: scratch`` trains the RGB decoder (TAEF2's stays frozen); pixels improve."""
