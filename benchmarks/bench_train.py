@@ -44,7 +44,9 @@ STAGES = {
 
 
 def measure(stage: str, bf16: bool, threads: int, device: str, scale: int, taef2: str, work: Path) -> Row:
-    from mrt.data.synthetic import synthetic_items
+    sys.path.insert(0, str(ROOT / "tests"))  # the synthetic items are a test helper (tests/_synthetic.py)
+    from _synthetic import synthetic_items
+
     from mrt.train.config import load_config
     from mrt.train.loop import train
 

@@ -18,6 +18,26 @@ def test_crc16_check_value() -> None:
     assert crc16(b"56789", crc16(b"1234")) == 0x29B1  # incremental == one shot
 
 
+def _crc16_bitwise(data: bytes, crc: int = 0xFFFF) -> int:
+    """Table-free reference: CRC-16/CCITT-FALSE one bit at a time (poly 0x1021, MSB first)."""
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def test_crc16_matches_a_bitwise_reference() -> None:
+    rng = np.random.default_rng(0)
+    assert _crc16_bitwise(b"123456789") == 0x29B1
+    for n in (0, 1, 2, 7, 64, 1000):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert crc16(data) == _crc16_bitwise(data)
+        init = int(rng.integers(0, 1 << 16))
+        assert crc16(data, init) == _crc16_bitwise(data, init)
+
+
 def test_crc16_detects_every_single_bit_flip() -> None:
     data = bytes(range(40))
     ref = crc16(data)

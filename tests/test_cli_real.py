@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -80,3 +81,56 @@ def test_real_subprocess_round_trip(tmp_path: Path, tiny_model_file: Path) -> No
                        env=env, capture_output=True, text=True)
     assert r.returncode == 5 and "not installed" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "y.png").exists()
+
+
+# ----------------------------------------------------------------------------- start-up cost
+
+
+def _loaded_after(*argvs: list[str], env: dict[str, str] | None = None) -> tuple[list[int], set[str]]:
+    """Run ``main`` on each argv in a fresh interpreter; the exit codes and every module then loaded."""
+    probe = (
+        "import json, sys\n"
+        "from mrt.cli.main import main\n"
+        "codes = [main(a) for a in json.loads(sys.argv[1])]\n"
+        "print(json.dumps({'codes': codes, 'modules': sorted(sys.modules)}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, json.dumps(argvs)], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report["codes"], set(report["modules"])
+
+
+#: Packages the codec commands must not pay for (training, evaluation, metrics, data).
+HEAVY_FOR_THE_CODEC = ("mrt.train", "mrt.eval", "mrt.metrics", "mrt.data")
+
+
+def _under(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
+
+
+def test_help_imports_no_command_module_and_no_torch() -> None:
+    codes, modules = _loaded_after(["--help"], ["--version"], ["frobnicate"])
+    assert codes == [0, 0, 2]
+    assert not _under(modules, HEAVY_FOR_THE_CODEC + ("torch", "numpy", "mrt.codec", "mrt.models"))
+    assert not [m for m in modules if m.startswith("mrt.cli.cmd_")]
+
+
+def test_codec_commands_import_no_training_or_evaluation_code(tmp_path: Path, tiny_model_file: Path) -> None:
+    src = tmp_path / "img.png"
+    Image.fromarray(structured_image(20, 30)).save(src)
+    mrt, png = str(tmp_path / "x.mrt"), str(tmp_path / "x.png")
+    env = dict(os.environ, MRT_MODEL_PATH=str(tiny_model_file))
+    codes, modules = _loaded_after(
+        ["compress", str(src), "--model", "tiny-k4", "-o", mrt, "-q"],
+        ["decompress", mrt, "-o", png, "-q"],
+        ["info", "--verify", mrt],
+        ["models"],
+        env=env,
+    )
+    assert codes == [0, 0, 0, 0]
+    assert "mrt.codec" in modules and Path(png).is_file()  # the real path ran
+    assert not _under(modules, HEAVY_FOR_THE_CODEC)
+    assert sorted(m for m in modules if m.startswith("mrt.cli.cmd_")) == [
+        "mrt.cli.cmd_compress", "mrt.cli.cmd_decompress", "mrt.cli.cmd_info", "mrt.cli.cmd_models"
+    ]

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _synthetic import synthetic_items, write_cache
 
 from mrt.data.batch import Batch
 from mrt.data.cache import CacheItem, load_cache
-from mrt.data.crops import TrainingCrops, collate_crops, make_loader, step_indices, synthetic_items
-from mrt.data.synthetic import write_cache
+from mrt.data.crops import TrainingCrops, collate_crops, make_loader, step_indices
 from mrt.errors import ConfigError, MRTError
 
 

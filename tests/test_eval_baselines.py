@@ -82,7 +82,7 @@ def test_vvc_refuses_odd_sizes_clearly() -> None:
 
 
 def test_bad_input_image() -> None:
-    with pytest.raises(BaselineError, match="RGB uint8"):
+    with pytest.raises(BaselineError, match="8-bit RGB image"):
         get_baseline("jpeg").encode(np.zeros((8, 8), np.uint8), 50)
 
 

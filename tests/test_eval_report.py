@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrt.eval.report import bd_table, generate_report, interpolate_at, make_visuals
+from mrt.eval.report import bd_table, generate_report, interpolate_at
+from mrt.eval.visuals import make_visuals
 from mrt.eval.schema import ImageRecord, RatePoint, ResultSet, aggregate, load_results
 
 

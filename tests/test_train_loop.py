@@ -11,24 +11,25 @@ from typing import Any
 
 import pytest
 import torch
+from _synthetic import synthetic_items
+from _toy import ToyAutoencoderTask, toy_factory
 from torch import nn
 
 from mrt.data.batch import Batch
-from mrt.data.crops import synthetic_items
 from mrt.errors import ConfigError, MRTError
 from mrt.train import checkpoint as ck
 from mrt.train.config import TrainConfig
-from mrt.train.loop import NonFiniteError, TrainingInterrupted, lr_factor, param_groups, train
+from mrt.train.loop import NonFiniteError, TrainingInterrupted, train
+from mrt.train.optim import lr_factor, param_groups
 from mrt.train.task import LossOutput, Task
-from mrt.train.toy import ToyAutoencoderTask, build_toy_task
 
 ITEMS = synthetic_items(6, 64, 80, seed=0, flips=True)
+TOY = toy_factory(channels=6, noise=0.02)
 
 
 def _cfg(out: Path, **run: Any) -> TrainConfig:
     base: dict[str, Any] = {
         "task": "toy",
-        "model": {"channels": 6, "noise": 0.02},
         "data": {"crop": 32, "batch_size": 4},
         "optim": {"lr": 3e-3, "warmup_steps": 3, "schedule": "cosine", "grad_clip": 1.0},
         "run": {
@@ -54,7 +55,7 @@ def _rows(out: Path) -> list[dict[str, str]]:
 
 def test_loss_goes_down(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path / "r", steps=40, log_every=10, ckpt_every=100)
-    path = train(cfg, items=ITEMS)
+    path = train(cfg, task_factory=TOY, items=ITEMS)
     assert path == ck.checkpoint_path(tmp_path / "r", 40)
     rows = _rows(tmp_path / "r")
     assert [int(r["step"]) for r in rows] == [10, 20, 30, 40]
@@ -63,12 +64,12 @@ def test_loss_goes_down(tmp_path: Path) -> None:
 
 
 def test_resume_is_bit_exact(tmp_path: Path) -> None:
-    straight = torch.load(train(_cfg(tmp_path / "a"), items=ITEMS), weights_only=True)
-    stopped = train(_cfg(tmp_path / "b", stop_at=10), items=ITEMS)
+    straight = torch.load(train(_cfg(tmp_path / "a"), task_factory=TOY, items=ITEMS), weights_only=True)
+    stopped = train(_cfg(tmp_path / "b", stop_at=10), task_factory=TOY, items=ITEMS)
     assert stopped.name == "step_00000010.pt"
     with pytest.raises(ConfigError, match="already holds checkpoints"):
-        train(_cfg(tmp_path / "b"), items=ITEMS)
-    resumed = torch.load(train(_cfg(tmp_path / "b", resume=True), items=ITEMS), weights_only=True)
+        train(_cfg(tmp_path / "b"), task_factory=TOY, items=ITEMS)
+    resumed = torch.load(train(_cfg(tmp_path / "b", resume=True), task_factory=TOY, items=ITEMS), weights_only=True)
     assert straight["step"] == resumed["step"] == 20
     for k, v in straight["task_state"].items():
         assert torch.equal(v, resumed["task_state"][k]), k
@@ -83,12 +84,12 @@ def test_resume_is_bit_exact(tmp_path: Path) -> None:
     assert [r["step"] for r in rb] == ["5", "10", "15", "20"]
     assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
     # resuming a finished run does nothing
-    assert train(_cfg(tmp_path / "b", resume=True), items=ITEMS).name == "step_00000020.pt"
+    assert train(_cfg(tmp_path / "b", resume=True), task_factory=TOY, items=ITEMS).name == "step_00000020.pt"
 
 
 def test_checkpoint_layout_and_export(tmp_path: Path) -> None:
     out = tmp_path / "r"
-    path = train(_cfg(out, steps=12, ckpt_every=4, keep_last=2), items=ITEMS)
+    path = train(_cfg(out, steps=12, ckpt_every=4, keep_last=2), task_factory=TOY, items=ITEMS)
     assert [s for s, _ in ck.list_checkpoints(out)] == [8, 12]
     c = ck.load_checkpoint(out)  # a run folder resolves to its newest checkpoint
     for key in ("task_state", "ema_state", "optimizer", "scheduler", "step", "rng", "data", "config", "git_rev"):
@@ -120,7 +121,7 @@ class _BiggerToy(ToyAutoencoderTask):
 
 
 def test_init_from_loads_matching_weights(tmp_path: Path) -> None:
-    first = train(_cfg(tmp_path / "s1", steps=6), items=ITEMS)
+    first = train(_cfg(tmp_path / "s1", steps=6), task_factory=TOY, items=ITEMS)
     src = ck.task_weights(ck.load_checkpoint(first), use_ema=True)
     seen: list[nn.Module] = []
 
@@ -153,7 +154,7 @@ def test_sigint_writes_checkpoint_then_stops(tmp_path: Path) -> None:
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     finally:
         signal.signal(signal.SIGINT, outer)
-    resumed = train(_cfg(tmp_path / "r", resume=True), items=ITEMS)
+    resumed = train(_cfg(tmp_path / "r", resume=True), task_factory=TOY, items=ITEMS)
     assert resumed.name == "step_00000020.pt"
 
 
@@ -170,7 +171,7 @@ def test_nonfinite_loss_stops(tmp_path: Path) -> None:
 def test_bf16_autocast_and_no_ema_and_latents_only(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path / "r", steps=3, bf16=True, ema_decay=None)
     cfg.data.with_pixels = False
-    path = train(cfg, items=ITEMS)
+    path = train(cfg, task_factory=TOY, items=ITEMS)
     c = ck.load_checkpoint(path)
     assert c["ema_state"] is None
     assert c["task_state"]["enc.weight"].shape[1] == 32  # toy task built for latents
@@ -210,9 +211,11 @@ def test_schedule_and_weight_decay_groups() -> None:
     assert groups[1]["weight_decay"] == 0.0
 
 
-def test_toy_factory_validates_model_keys() -> None:
-    with pytest.raises(ConfigError, match="unknown model key"):
-        build_toy_task(TrainConfig.from_dict({"task": "toy", "model": {"chanels": 3}}))
+def test_unknown_task_and_model_keys_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.dimm' \(did you mean 'model.dim'\?\)"):
+        TrainConfig.from_dict({"task": "toy", "model": {"dimm": 3}})
+    with pytest.raises(ConfigError, match="unknown task 'toy'"):  # the default factory knows the stages only
+        train(_cfg(tmp_path / "r", steps=2), items=ITEMS)
 
 
 class _SlowToy(ToyAutoencoderTask):
@@ -269,14 +272,14 @@ def test_checkpoints_name_the_revision_the_run_started_from(tmp_path: Path, monk
     """A commit made while a run trains must not relabel its later checkpoints."""
     revs = iter(f"rev{i}" for i in range(100))
     monkeypatch.setattr(ck, "git_info", lambda *a: (next(revs), False))
-    train(_cfg(tmp_path / "r", steps=20, ckpt_every=10, keep_last=5), items=ITEMS)
+    train(_cfg(tmp_path / "r", steps=20, ckpt_every=10, keep_last=5), task_factory=TOY, items=ITEMS)
     saved = sorted((tmp_path / "r" / "checkpoints").glob("*.pt"))
     assert len(saved) == 2
     assert [ck.load_checkpoint(p)["git_rev"] for p in saved] == ["rev0", "rev0"]
 
 
 def test_slim_checkpoint_releases_but_does_not_resume(tmp_path: Path) -> None:
-    path = train(_cfg(tmp_path / "r", steps=6), items=ITEMS)
+    path = train(_cfg(tmp_path / "r", steps=6), task_factory=TOY, items=ITEMS)
     full = ck.load_checkpoint(path)
     slim = ck.slim_checkpoint(path, tmp_path / "slim.pt", prefix="enc.", dtype=torch.float16)
     s = ck.load_checkpoint(slim)
@@ -292,7 +295,7 @@ def test_slim_checkpoint_releases_but_does_not_resume(tmp_path: Path) -> None:
     run = tmp_path / "r2"
     ck.slim_checkpoint(path, ck.checkpoint_path(run, 6))
     with pytest.raises(ConfigError, match="weights-only"):
-        train(_cfg(run, steps=10, resume=True), items=ITEMS)
+        train(_cfg(run, steps=10, resume=True), task_factory=TOY, items=ITEMS)
 
 
 class _HoldsModel(nn.Module):
@@ -321,3 +324,22 @@ def test_init_from_a_released_model_file(tmp_path: Path, tiny_model_file: Path, 
     for k, v in tiny_model.state_dict().items():  # the file stores float16
         assert torch.equal(got[k], v.half().to(got[k].dtype)), k
     assert "init_from model file" in (tmp_path / "r" / "train.log").read_text()
+
+
+def test_resume_normalises_an_older_partial_config_and_refuses_model_changes(tmp_path: Path) -> None:
+    """Checkpoints written before ``model`` / ``task_args`` were typed stored only the keys the YAML
+    set; resuming compares both configs with every default filled in."""
+    from mrt.models.config import MRTConfig
+
+    out = tmp_path / "r"
+    path = train(_cfg(out, stop_at=10), task_factory=TOY, items=ITEMS)
+    old = torch.load(path, weights_only=True)
+    old["config"]["model"] = {"name": "mrt"}
+    old["config"]["task_args"] = {}
+    ck.save_checkpoint(path, old)
+    changed = _cfg(out, resume=True)
+    changed.model = MRTConfig(dim=64)
+    with pytest.raises(ConfigError, match="the config changed model.dim"):
+        train(changed, task_factory=TOY, items=ITEMS)
+    assert train(_cfg(out, resume=True), task_factory=TOY, items=ITEMS).name == "step_00000020.pt"
+    assert "changed config keys" not in (out / "train.log").read_text()

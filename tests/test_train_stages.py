@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from _synthetic import synthetic_items
 from conftest import structured_image, tiny_config
 from mrt.cli.main import main
 from mrt.codec import Codec
-from mrt.data.crops import synthetic_items
 from mrt.train.config import TrainConfig
 from mrt.train.loop import train
 
@@ -119,7 +119,7 @@ def test_stage0_trains_a_from_scratch_pixel_generator(tmp_path: Path) -> None:
     from mrt.train.tasks import build_task
 
     shipped = load_config(Path(__file__).resolve().parents[1] / "configs" / "stage0_scratch.yaml")
-    assert shipped.model["target"]["pixel_generator"] == "scratch" and shipped.data.with_pixels
+    assert shipped.model.target.pixel_generator == "scratch" and shipped.data.with_pixels
 
     def cfg(kind: str) -> TrainConfig:
         tree = _cfg("stage0", tmp_path / kind, {"w_pixel": 10.0}, steps=20, pixels=True, lr=2e-3).to_dict()

@@ -6,17 +6,14 @@
     out = codec.decompress(data)          # uint8 [H, W, 3], same size
     out = decompress(data)                # module level: finds the model named in the header
 
-Coding order (docs/bitstream.md): the RCM's steps in order (pass-major, then bit group); in a
-step, windows in raster order, then the step's tokens in increasing in-window index. Symbol
-probabilities come from the RCM on the CPU in float32 with one thread, turned into integer
-tables by ``mrt.entropy.quantize_pmf``; encoder and decoder make exactly the same calls.
+This module finds models (shipped files and ``MRT_MODEL_PATH``), checks images, and wraps the
+RCM's payload in the container (docs/bitstream.md). The symbols and their coding belong to the
+model: ``model.encode_bits`` / ``model.rcm.encode`` and ``model.rcm.decode`` / ``model.decode_bits``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,12 +22,11 @@ import numpy as np
 import torch
 
 from mrt.bitstream import MAX_SIDE, pack, symbols_digest, unpack, verify
-from mrt.entropy import SymbolDecoder, SymbolEncoder, quantize_pmf
-from mrt.errors import BitstreamError, ImageError, ModelError
+from mrt.errors import ModelError
+from mrt.io.images import check_rgb_image
 from mrt.models.codec_model import MRTCodecModel
 from mrt.models.modelfile import SUFFIX, ModelFileInfo, Variant, load_model_file, read_model_info
 
-PRECISION = 16  # bits of the integer frequency tables
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_FAMILY = "mrt-s"  # file stem of the default shipped model family
 MODEL_PATH_ENV = "MRT_MODEL_PATH"  # extra folders/files with model files, os.pathsep-separated
@@ -70,17 +66,6 @@ class EncodeReport:
     @property
     def estimated_bpp(self) -> float:
         return self.estimated_bits / (self.height * self.width)
-
-
-@contextmanager
-def _entropy_threads() -> Iterator[None]:
-    """Run the entropy model with one thread: results must not depend on the caller's thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _search_path() -> list[Path]:
@@ -167,12 +152,7 @@ def _resolve(name_or_path: str | None) -> tuple[Path, str | None]:
 
 
 def _check_image(img: np.ndarray) -> np.ndarray:
-    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise ImageError("expected an 8-bit RGB image array of shape (H, W, 3)")
-    h, w = img.shape[:2]
-    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-        raise ImageError(f"image is {w}x{h} pixels; each side must be 1..{MAX_SIDE}")
-    return np.ascontiguousarray(img)
+    return check_rgb_image(img, MAX_SIDE)
 
 
 class Codec:
@@ -214,34 +194,11 @@ class Codec:
     def encode(self, img: np.ndarray) -> EncodeReport:
         """Compress an image and report the model's rate estimate beside the real size."""
         img = _check_image(img)
-        model = self.model
-        rcm = model.rcm
-        bits = model.encode_bits(img)  # [1, nW, K, d] in {0, 1}
-        k = bits.shape[2]
-        bits_pm1 = bits.float() * 2.0 - 1.0
-        symbols = rcm.symbols(bits)[0]  # [nW, K, G]
-        encoder = SymbolEncoder()
-        ordered: list[np.ndarray] = []
-        est = table = 0.0
-        with _entropy_threads(), torch.inference_mode():
-            for step in rcm.steps():
-                tok = rcm.pass_tokens(k, step.pass_index)
-                if len(tok) == 0:
-                    continue
-                probs = torch.softmax(rcm.step_logits(bits_pm1, step)[0][:, tok].float(), dim=-1)  # [nW, k_s, A]
-                probs_np = probs.reshape(-1, rcm.alphabet).numpy()
-                freqs = quantize_pmf(probs_np, PRECISION)
-                syms = symbols[:, tok, step.group].reshape(-1).numpy()
-                encoder.encode(syms, freqs)
-                ordered.append(syms)
-                rows = np.arange(len(syms))
-                est += float(-np.log2(probs_np[rows, syms].astype(np.float64)).sum())
-                table += float(-np.log2(freqs[rows, syms] / 2.0**PRECISION).sum())
-        payload = encoder.finish()
-        all_syms = np.concatenate(ordered) if ordered else np.zeros(0, np.int64)
+        bits = self.model.encode_bits(img)[0]  # [nW, K, d] in {0, 1}
+        coded = self.model.rcm.encode(bits)
         h, w = img.shape[:2]
-        data = pack(self.model_id, h, w, payload, symbols_digest(all_syms))
-        return EncodeReport(data, h, w, est, table, int(all_syms.size))
+        data = pack(self.model_id, h, w, coded.payload, symbols_digest(coded.symbols))
+        return EncodeReport(data, h, w, coded.estimated_bits, coded.table_bits, int(coded.symbols.size))
 
     def compress(self, img: np.ndarray) -> bytes:
         """uint8 [H, W, 3] -> file bytes (header + arithmetic-coded payload)."""
@@ -258,37 +215,10 @@ class Codec:
             raise ModelError(
                 f"file was made by model {container.model_id:06x}, not by {self.name} ({self.model_id:06x})"
             )
-        model = self.model
-        rcm = model.rcm
-        geo = model.geometry(container.height, container.width)
-        k, d = model.k_code, model.cfg.token_bits
-        known = torch.zeros(1, geo.n_windows, k, d)
-        symbols = torch.zeros(geo.n_windows, k, rcm.groups, dtype=torch.int64)
-        decoder = SymbolDecoder(container.payload)
-        ordered: list[np.ndarray] = []
-        gb = rcm.group_bits
-        try:
-            with _entropy_threads(), torch.inference_mode():
-                for step in rcm.steps():
-                    tok = rcm.pass_tokens(k, step.pass_index)
-                    if len(tok) == 0:
-                        continue
-                    probs = torch.softmax(rcm.step_logits(known, step)[0][:, tok].float(), dim=-1)
-                    freqs = quantize_pmf(probs.reshape(-1, rcm.alphabet).numpy(), PRECISION)
-                    syms = decoder.decode(freqs)
-                    ordered.append(syms)
-                    sym_t = torch.from_numpy(syms.astype(np.int64)).reshape(geo.n_windows, len(tok))
-                    symbols[:, tok, step.group] = sym_t
-                    group_bits = (sym_t[..., None] >> torch.arange(gb)) & 1  # [nW, k_s, gb]
-                    sl = slice(step.group * gb, (step.group + 1) * gb)
-                    known[0, :, tok, sl] = group_bits.float() * 2.0 - 1.0
-                decoder.finish()
-        except (ValueError, IndexError, OverflowError) as err:
-            raise BitstreamError(f"corrupt or truncated file ({err})") from None
-        all_syms = np.concatenate(ordered) if ordered else np.zeros(0, np.int64)
-        verify(container, symbols_digest(all_syms))
-        bits = rcm.bits_of(symbols)[None]  # [1, nW, K, d]
-        return bits, container.height, container.width
+        geo = self.model.geometry(container.height, container.width)
+        bits, symbols = self.model.rcm.decode(container.payload, geo.n_windows, self.model.k_code)
+        verify(container, symbols_digest(symbols))
+        return bits[None], container.height, container.width
 
     def decompress(self, data: bytes) -> np.ndarray:
         """File bytes -> uint8 [H, W, 3]; raises ``BitstreamError`` on any corruption."""

@@ -7,12 +7,12 @@ from mrt.bitstream.container import (
     SUPPORTED_VERSIONS,
     VERSION,
     Container,
+    crc16,
     pack,
     symbols_digest,
     unpack,
     verify,
 )
-from mrt.bitstream.crc import crc16
 
 __all__ = [
     "HEADER_SIZE",

@@ -17,11 +17,11 @@ is covered by the checksum, so a decoder that computed different probabilities t
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 
 import numpy as np
 
-from mrt.bitstream.crc import crc16
 from mrt.errors import BitstreamError, ImageError
 
 MAGIC = b"\xd7M"
@@ -72,6 +72,15 @@ def _header_prefix(version: int, flags: int, model_id: int, height: int, width: 
         + (height - 1).to_bytes(2, "big")
         + (width - 1).to_bytes(2, "big")
     )
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, not reflected, no final xor) of ``data``.
+
+    The standard library's ``binascii.crc_hqx`` computes exactly this CRC; pass a previous
+    result as ``crc`` to continue it. Check value: ``crc16(b"123456789") == 0x29B1``.
+    """
+    return binascii.crc_hqx(data, crc)
 
 
 def _checksum(prefix: bytes, payload: bytes, symbols_digest: bytes) -> int:

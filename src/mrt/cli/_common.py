@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import IO, Any
 
-from mrt.errors import ModelError, MRTError
+from mrt.errors import MRTError
 
-#: Extensions picked up when a folder is given to ``mrt compress``.
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif",
-     ".ppm", ".pgm", ".pnm"}
-)
+#: Extensions picked up when a folder is given to ``mrt decompress``.
 MRT_SUFFIXES = frozenset({".mrt"})
-
-
-def codec_api() -> ModuleType:
-    """The ``mrt.codec`` module (imported on first use; it pulls in torch)."""
-    try:
-        return importlib.import_module("mrt.codec")
-    except ModuleNotFoundError as err:
-        if err.name == "mrt.codec":
-            raise ModelError("this mrt build has no codec (module mrt.codec is missing)") from None
-        raise
 
 
 @dataclass(frozen=True)
@@ -54,6 +38,14 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     n_inputs: int = 0
+
+
+def add_batch_options(parser: Any, output_help: str) -> None:
+    """The output and reporting options shared by the commands that turn many files into many files."""
+    parser.add_argument("-o", "--output", metavar="OUT", help=output_help)
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
 
 
 def _is_hidden(path: Path, root: Path) -> bool:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mrt.eval.baselines import Baseline
 
 DEFAULT_CODECS = "vvc,hevc,avif,jpeg2000,webp,jpeg"
 
@@ -38,7 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         "default: every point within --heavy-max-bpp)")
     p.add_argument("--list", action="store_true", help="list codecs, availability and versions; exit")
     add_metric_args(p)
-    p.set_defaults(func=run)
 
 
 def _grids(specs: list[str] | None, codecs: list[str]) -> dict[str, list[float] | None]:
@@ -58,23 +61,25 @@ def _grids(specs: list[str] | None, codecs: list[str]) -> dict[str, list[float] 
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the sweeps; unavailable codecs are skipped with their reason."""
-    from mrt.eval.baselines import BaselineError, get_baseline  # noqa: PLC0415
-    from mrt.eval.cache import BaselineCache  # noqa: PLC0415
-    from mrt.eval.cli_support import UsageError, dataset_meta, make_suite, set_threads  # noqa: PLC0415
-    from mrt.eval.runner import load_images, run_baseline  # noqa: PLC0415
-    from mrt.eval.schema import write_csv  # noqa: PLC0415
+def _print_list(baselines: list[Baseline]) -> int:
+    """``--list``: name, version or why unavailable, fixed settings and grid of each codec."""
+    for b in baselines:
+        av = b.availability()
+        ver = b.encoder_version() if av.ok else f"unavailable: {av.reason}"
+        print(f"{b.name:9s} {ver}  [{b.settings_id()}] grid {list(b.default_qualities)}")
+    return 0
 
-    baselines = [get_baseline(c) for c in args.codecs.split(",") if c.strip()]
-    if args.list:
-        for b in baselines:
-            av = b.availability()
-            ver = b.encoder_version() if av.ok else f"unavailable: {av.reason}"
-            print(f"{b.name:9s} {ver}  [{b.settings_id()}] grid {list(b.default_qualities)}")
-        return 0
-    if not args.dirs:
-        raise UsageError("give at least one image folder or file (DIR)")
+
+def _sweep_all(args: argparse.Namespace, baselines: list[Baseline]) -> int:
+    """Sweep every available codec and write its JSON + CSV; 1 when none could run."""
+    # the metric suite and the results schema pull in torch: imported only when sweeping
+    from mrt.eval.baselines import BaselineError  # noqa: PLC0415
+    from mrt.eval.cache import BaselineCache  # noqa: PLC0415
+    from mrt.eval.cli_support import dataset_meta, make_suite, set_threads  # noqa: PLC0415
+    from mrt.eval.images import load_images  # noqa: PLC0415
+    from mrt.eval.schema import write_csv  # noqa: PLC0415
+    from mrt.eval.sweep import run_baseline  # noqa: PLC0415
+
     set_threads(args.threads)
     grids = _grids(args.qualities, [b.name for b in baselines])
     fid_grids = _grids(args.fid_qualities, [b.name for b in baselines])
@@ -107,3 +112,16 @@ def run(args: argparse.Namespace) -> int:
         print("no baseline could run", file=sys.stderr)
         return 1
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweeps (or ``--list``); unavailable codecs are skipped with their reason."""
+    from mrt.eval.baselines import get_baseline  # noqa: PLC0415
+    from mrt.eval.cli_support import UsageError  # noqa: PLC0415
+
+    baselines = [get_baseline(c) for c in args.codecs.split(",") if c.strip()]
+    if args.list:
+        return _print_list(baselines)
+    if not args.dirs:
+        raise UsageError("give at least one image folder or file (DIR)")
+    return _sweep_all(args, baselines)

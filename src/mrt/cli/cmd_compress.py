@@ -6,11 +6,10 @@ import argparse
 from typing import Any
 
 from mrt.cli._common import (
-    IMAGE_SUFFIXES,
     Failure,
     Job,
     Reporter,
-    codec_api,
+    add_batch_options,
     ensure_parent,
     exit_status,
     iterate,
@@ -38,11 +37,8 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
-    p.add_argument("-o", "--output", metavar="OUT", help="output file (one input) or folder")
+    add_batch_options(p, "output file (one input) or folder")
     p.add_argument("-m", "--model", metavar="NAME|PATH", help="model name or model file (default: the default shipped model)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
-    p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
 
 
 def _compress_one(codec: Any, job: Job, force: bool) -> str:
@@ -61,10 +57,16 @@ def _compress_one(codec: Any, job: Job, force: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Compress every input; see ``DESCRIPTION`` for paths and exit status."""
+    from mrt.io import IMAGE_SUFFIXES
+
     plan = plan_jobs(args.inputs, args.output, IMAGE_SUFFIXES, ".mrt")
     if not plan.jobs and not plan.failures:
         raise MRTError("no input images found")
-    codec = codec_api().Codec.load(args.model) if plan.jobs else None
+    codec = None
+    if plan.jobs:
+        from mrt.codec import Codec  # torch: only when there is work
+
+        codec = Codec.load(args.model)
     reporter = Reporter(len(plan.jobs), args.quiet, args.progress, "compress")
     for failure in plan.failures:
         reporter.failed(failure)

@@ -10,7 +10,7 @@ from mrt.cli._common import (
     Failure,
     Job,
     Reporter,
-    codec_api,
+    add_batch_options,
     ensure_parent,
     exit_status,
     iterate,
@@ -39,10 +39,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="IN", help=".mrt files or folders")
-    p.add_argument("-o", "--output", metavar="OUT", help="output image file (one input) or folder")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
-    p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
+    add_batch_options(p, "output image file (one input) or folder")
 
 
 class _Codecs:
@@ -56,7 +53,9 @@ class _Codecs:
 
         model_id = unpack(data).model_id  # clean BitstreamError before any model lookup
         if model_id not in self._by_id:
-            self._by_id[model_id] = codec_api().open_for(data)
+            from mrt.codec import open_for  # torch: only once a valid file needs its model
+
+            self._by_id[model_id] = open_for(data)
         return self._by_id[model_id]
 
 

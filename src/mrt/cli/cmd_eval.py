@@ -27,14 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--bitstreams", type=Path, default=Path("cache/eval"),
                    help="folder that keeps the compressed files (default: %(default)s)")
     add_metric_args(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write JSON + CSV."""
     from mrt.eval.cli_support import dataset_meta, make_suite, set_threads  # noqa: PLC0415
-    from mrt.eval.runner import evaluate_models, load_images  # noqa: PLC0415
+    from mrt.eval.evaluate import evaluate_models  # noqa: PLC0415
+    from mrt.eval.images import load_images  # noqa: PLC0415
     from mrt.eval.schema import write_csv  # noqa: PLC0415
+    from mrt.metrics.registry import metric_names  # noqa: PLC0415
 
     set_threads(args.threads)
     images = load_images(args.dirs, limit=args.limit)
@@ -54,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
     write_csv(rs.records, json_path.with_suffix(".csv"))
     for p in rs.sorted_points():
         print(f"{args.name} {p.setting}: {p.bpp:.4f} bpp"
-              + "".join(f", {k} {v:.4f}" for k in ("psnr", "ms_ssim", "lpips", "dists", "fid")
-                        if (v := p.get(k)) is not None))
+              + "".join(f", {k} {v:.4f}" for k in metric_names(rd=True) if (v := p.get(k)) is not None))
     print(f"wrote {json_path}", file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mrt.cli._common import Failure, codec_api, describe_failure, exit_status, read_bytes
+from mrt.cli._common import Failure, describe_failure, exit_status, read_bytes
 from mrt.errors import MRTError
 
 
@@ -26,9 +26,11 @@ def register(subparsers: Any) -> None:
 
 def _model_names() -> dict[int, str]:
     """Model id -> name of the models this installation knows (empty if unavailable)."""
+    from mrt.codec import list_models
+
     try:
-        return {int(m.model_id): str(m.name) for m in codec_api().list_models()}
-    except (MRTError, ImportError, OSError):  # names are cosmetic: show the id alone
+        return {int(m.model_id): str(m.name) for m in list_models()}
+    except (MRTError, OSError):  # names are cosmetic: show the id alone
         return {}
 
 
@@ -52,7 +54,9 @@ def _describe(path: Path, names: dict[int, str] | None, verify: bool) -> dict[st
         "verified": None,
     }
     if verify:
-        codec_api().open_for(data).decompress(data)  # raises on any mismatch
+        from mrt.codec import open_for
+
+        open_for(data).decompress(data)  # raises on any mismatch
         fields["verified"] = True
     return fields
 

@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from mrt.cli._common import codec_api
-
 _COLUMNS = ("NAME", "ID", "K", "BITS", "PARAMS", "SIZE", "DESCRIPTION")
 
 
@@ -73,7 +71,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the model table."""
-    rows = [_row(info) for info in codec_api().list_models()]
+    from mrt.codec import list_models
+
+    rows = [_row(info) for info in list_models()]
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:

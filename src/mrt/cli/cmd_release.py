@@ -27,7 +27,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--license-file", default=None, help="text file with licence notices to embed")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA average")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--no-visual", action="store_true", help="skip the visual comparison")
     p.add_argument("--visual-cache", type=Path, default=Path("cache/visual"),
                    help="keeps the bpp-matched bitstreams between runs (default: %(default)s)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,75 +1,22 @@
-"""``mrt train CONFIG [key.sub=value ...] [--build-cache | --build-only] [--print-config]``."""
+"""``mrt train CONFIG [key.sub=value ...] [--build-cache | --build-only] [--print-config]``.
+
+The command itself lives in :mod:`mrt.train.command` (shared with ``python -m mrt.train``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
+
+from mrt.train import command
 
 
 def register(subparsers: Any) -> None:
     """Add the ``train`` subcommand."""
-    p = subparsers.add_parser(
-        "train",
-        help="train a stage from a YAML config (single process or under torchrun)",
-        description=(
-            "Train one stage. Overrides use dotted keys with YAML values, e.g. "
-            "run.steps=2000 optim.lr=2e-4 data.batch_size=4 run.resume=true. "
-            "Multi-process: torchrun --nproc_per_node=2 -m mrt.train CONFIG [overrides]."
-        ),
-    )
-    p.add_argument("config", help="YAML config (configs/*.yaml; may extend another with 'base:')")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides (YAML-parsed values)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--build-cache", action="store_true", help="build/complete the image+latent cache, then train")
-    g.add_argument("--build-only", action="store_true", help="build/complete the cache and exit")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-
-
-def _build_cache(cfg: Any) -> None:
-    from mrt.data.cache import build_cache, list_images
-    from mrt.errors import ConfigError
-    from mrt.train.distributed import dist_info_from_env
-
-    if dist_info_from_env().enabled:
-        raise ConfigError("build the cache in one process first (mrt train CONFIG --build-only), then use torchrun")
-    d = cfg.data
-    sources: list[Path] = []
-    for folder in d.sources:
-        sources.extend(list_images(folder))
-    if not sources:
-        raise ConfigError(f"no images under data.sources {d.sources}")
-    taef2 = d.taef2_dir if d.with_latents else None
-    if d.with_latents and not taef2:
-        raise ConfigError("data.with_latents=true needs data.taef2_dir to build the latent cache")
-    print(f"building cache {d.cache_dir} from {len(sources)} images", file=sys.stderr)
-    device = cfg.run.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    build_cache(
-        sources, d.cache_dir, taef2, max_side=d.max_side, progress=True, flip_latents=d.flip_latents, device=device
-    )
+    p = subparsers.add_parser("train", help=command.HELP, description=command.DESCRIPTION)
+    command.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, optionally build the cache, train; returns the exit status."""
-    from mrt.train.config import load_config
-
-    cfg = load_config(args.config, list(args.overrides))
-    if getattr(args, "print_config", False):
-        sys.stdout.write(cfg.to_yaml())
-        return 0
-    if getattr(args, "build_cache", False) or getattr(args, "build_only", False):
-        _build_cache(cfg)
-        if args.build_only:
-            return 0
-    from mrt.train.distributed import dist_info_from_env
-    from mrt.train.loop import train
-
-    path = train(cfg)
-    if dist_info_from_env().is_main:
-        print(path)
-    return 0
+    return command.run(args)

@@ -1,1 +1,1 @@
-"""Training data: image/latent cache, aligned random crops, batches, synthetic items for tests."""
+"""Training data: the image/latent cache, aligned random crops and their batches."""

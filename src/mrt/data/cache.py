@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from mrt.errors import MRTError
+from mrt.io import atomic_write, atomic_write_text
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# The formats of a training pool: a deliberate subset of ``mrt.io.IMAGE_SUFFIXES`` (the codec's
+# inputs), decoded here by Pillow alone; widening it would change which files a cache holds.
+TRAIN_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 ALIGN = 16
 
 
@@ -40,7 +43,7 @@ def list_images(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise MRTError(f"image folder not found: {root}")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TRAIN_SUFFIXES)
 
 
 def _item_key(path: Path) -> str:
@@ -49,11 +52,15 @@ def _item_key(path: Path) -> str:
     return f"{path.stem}-{digest}"
 
 
-def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+def save_npy(path: Path, arr: np.ndarray) -> None:
+    """Write one cache array (``.npy``) atomically, replacing an older copy."""
+    with atomic_write(path, force=True) as f:
         np.save(f, arr)
-    os.replace(tmp, path)
+
+
+def write_manifest(cache_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write (or replace) ``cache_dir/manifest.json`` atomically: the last step of a build."""
+    atomic_write_text(cache_dir / "manifest.json", json.dumps(manifest, indent=1), force=True)
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ def build_cache(
             h16, w16 = (img.shape[0] // ALIGN) * ALIGN, (img.shape[1] // ALIGN) * ALIGN
             if h16 == 0 or w16 == 0:
                 continue
-            _save_npy_atomic(pix_path, np.ascontiguousarray(img[:h16, :w16]))
+            save_npy(pix_path, np.ascontiguousarray(img[:h16, :w16]))
         flip_path = cache_dir / "items" / f"{key}.latflip.npy"
         todo = [] if encoder is None else [(lat_path, False), (flip_path, True)][: 2 if flip_latents else 1]
         todo = [(path, flip) for path, flip in todo if not path.exists()]
@@ -129,7 +136,7 @@ def build_cache(
             for path, flip in todo:
                 with torch.inference_mode():
                     lat = encoder(x.flip(-1) if flip else x)[0].cpu().numpy().astype(np.float16)  # [32, H/8, W/8]
-                _save_npy_atomic(path, lat)
+                save_npy(path, lat)
         if flip_path.exists():
             n_flipped += 1
         entries.append({"key": key, "source": str(src)})
@@ -141,9 +148,7 @@ def build_cache(
         "flipped_latents": n_flipped,
         "items": entries,
     }
-    tmp = cache_dir / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, cache_dir / "manifest.json")
+    write_manifest(cache_dir, manifest)
     return cache_dir
 
 

@@ -44,11 +44,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mrt.data.batch import Batch
 from mrt.data.cache import ALIGN
-from mrt.data.synthetic import synthetic_items  # re-exported for tests
 from mrt.errors import ConfigError, MRTError
+from mrt.models.taef2 import LATENT_CHANNELS, LATENT_STRIDE
 
-LATENT_STRIDE = 8
-LATENT_CHANNELS = 32
 __all__ = [
     "CropParams",
     "CropSample",
@@ -57,7 +55,6 @@ __all__ = [
     "collate_crops",
     "make_loader",
     "step_indices",
-    "synthetic_items",
 ]
 
 _EPOCH_STREAM = 0x0E90C4  # distinct SeedSequence words for the permutation and per-sample streams

@@ -7,8 +7,9 @@ where the two curves overlap, and turn the mean log-rate difference into a perce
     BD-rate = (exp(mean_{m in overlap} [log R_test(m) - log R_anchor(m)]) - 1) * 100
 
 Negative means the test codec needs fewer bits than the anchor for the same quality.
-Lower-is-better metrics (LPIPS, DISTS, FID, KID) are negated first, which leaves the rate
-difference at each quality level unchanged.
+Lower-is-better metrics (LPIPS, DISTS, FID, KID: the direction comes from
+:mod:`mrt.metrics.registry`) are negated first, which leaves the rate difference at each quality
+level unchanged.
 
 BD-metric: the same with the roles swapped, i.e. the metric as a function of ``log(rate)``,
 averaged over the overlapping ``log(rate)`` interval, reported as ``test - anchor`` in the
@@ -24,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mrt.errors import MRTError
+from mrt.metrics.registry import find_metric
 
 __all__ = [
-    "LOWER_IS_BETTER",
     "BDError",
     "BDResult",
     "bd_metric",
@@ -36,17 +37,17 @@ __all__ = [
     "is_lower_better",
 ]
 
-#: metrics for which a smaller value means better quality
-LOWER_IS_BETTER = frozenset({"lpips", "dists", "fid", "kid", "mse", "lpips_vgg", "lpips-vgg"})
-
-
 class BDError(MRTError):
     """The two curves cannot be compared (too few points, bad values, no overlap)."""
 
 
 def is_lower_better(metric: str) -> bool:
-    """Whether a metric name (``psnr``, ``ms-ssim``, ``lpips``, ...) is lower-is-better."""
-    return metric.strip().lower().replace("_", "-") in {m.replace("_", "-") for m in LOWER_IS_BETTER}
+    """Whether a metric (``psnr``, ``ms-ssim``, ``lpips``, ...; any case) is lower-is-better.
+
+    Names that are not in the registry count as higher-is-better.
+    """
+    spec = find_metric(metric)
+    return spec is not None and not spec.higher_is_better
 
 
 @dataclass(frozen=True)

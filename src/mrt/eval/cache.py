@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from mrt.io import atomic_write, atomic_write_bytes, atomic_write_text
+
 __all__ = ["BaselineCache", "CacheEntry", "image_hash", "point_key", "record_key"]
 
 
@@ -144,9 +146,7 @@ class BaselineCache:
         rel = Path("bitstreams") / codec / f"{key}{ext}"
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write_bytes(path, data, force=True)
         return rel.as_posix()
 
     def read_bitstream(self, entry: CacheEntry) -> bytes:
@@ -157,12 +157,8 @@ class BaselineCache:
         """Rewrite ``records.jsonl`` with one line per key (drops superseded lines)."""
         if self._n_lines <= len(self._records):
             return
-        path = self.root / "records.jsonl"
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w") as fh:
-            for e in self._records.values():
-                fh.write(json.dumps(asdict(e), sort_keys=True) + "\n")
-        tmp.replace(path)
+        text = "".join(json.dumps(asdict(e), sort_keys=True) + "\n" for e in self._records.values())
+        atomic_write_text(self.root / "records.jsonl", text, force=True)
         self._n_lines = len(self._records)
 
     # ---- dataset-level metrics ------------------------------------------------------------
@@ -190,6 +186,5 @@ class BaselineCache:
         """Store features (atomically)."""
         p = self.feature_path(extractor_id, img_hash)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.stem + ".tmp.npy")
-        np.save(tmp, feats)
-        tmp.replace(p)
+        with atomic_write(p, force=True) as fh:
+            np.save(fh, feats)

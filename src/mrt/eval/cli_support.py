@@ -6,15 +6,23 @@ import argparse
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mrt.errors import MRTError
 
-__all__ = ["DEFAULT_RESULTS", "add_metric_args", "dataset_meta", "make_suite", "parse_floats",
-           "set_threads"]
+if TYPE_CHECKING:  # importing them at run time would pull in torch when building the parser
+    from mrt.eval.images import LoadedImage
+    from mrt.eval.suite import MetricSuite
+
+__all__ = ["DEFAULT_METRICS", "DEFAULT_RESULTS", "add_metric_args", "dataset_meta", "make_suite",
+           "parse_floats", "set_threads"]
 
 #: where ``mrt eval`` / ``mrt baselines`` write and ``mrt report`` reads results JSON
 DEFAULT_RESULTS = Path("docs/results/json")
+#: default of ``--metrics``: the registry's per-image metrics. Spelt out because reading
+#: ``mrt.metrics.registry`` imports ``mrt.metrics`` (torch), which would slow every ``mrt``
+#: command; a test checks that it matches the registry.
+DEFAULT_METRICS = "psnr,ms_ssim,lpips,dists"
 
 
 class UsageError(MRTError):
@@ -33,7 +41,7 @@ def parse_floats(text: str) -> list[float]:
 
 def add_metric_args(p: argparse.ArgumentParser) -> None:
     """``--metrics``, ``--no-fid``, ``--fid-patch``, ``--threads``, ``--limit``."""
-    p.add_argument("--metrics", default="psnr,ms_ssim,lpips,dists",
+    p.add_argument("--metrics", default=DEFAULT_METRICS,
                    help="per-image metrics (default: %(default)s)")
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--fid-patch", type=int, default=64,
@@ -43,11 +51,11 @@ def add_metric_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
 
 
-def make_suite(args: argparse.Namespace) -> Any:
-    """The :class:`~mrt.eval.runner.MetricSuite` the options ask for."""
-    from mrt.eval.runner import MetricSuite  # noqa: PLC0415
+def make_suite(args: argparse.Namespace) -> MetricSuite:
+    """The :class:`~mrt.eval.suite.MetricSuite` the options ask for (names or registry aliases)."""
+    from mrt.eval.suite import MetricSuite  # noqa: PLC0415
 
-    names = [m.strip().replace("-", "_") for m in args.metrics.split(",") if m.strip()]
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     return MetricSuite(names, fid=not args.no_fid, fid_patch=args.fid_patch, device=args.device)
 
 
@@ -58,7 +66,7 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(max(1, int(n)))
 
 
-def dataset_meta(dirs: Sequence[str], images: Sequence[Any]) -> dict[str, Any]:
+def dataset_meta(dirs: Sequence[str], images: Sequence[LoadedImage]) -> dict[str, Any]:
     """Dataset name, sources and a content id of the evaluated images."""
     h = hashlib.sha256()
     for hh in sorted(im.hash for im in images):

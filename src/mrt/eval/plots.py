@@ -13,19 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from mrt.eval.bdrate import is_lower_better
 from mrt.eval.schema import ResultSet
+from mrt.metrics.registry import metric_names, metric_spec
 
-__all__ = ["METRIC_LABELS", "Panel", "plot_rd", "plot_rd_all", "plot_visual"]
-
-METRIC_LABELS: dict[str, str] = {
-    "psnr": "PSNR (dB) ↑",
-    "ms-ssim": "MS-SSIM ↑",
-    "lpips": "LPIPS (alex) ↓",
-    "dists": "DISTS ↓",
-    "fid": "FID (64 px patches) ↓",
-    "kid": "KID (64 px patches) ↓",
-}
+__all__ = ["Panel", "plot_rd", "plot_rd_all", "plot_visual"]
 
 _STYLE: dict[str, dict[str, Any]] = {
     "vvc": {"color": "black", "marker": "s"},
@@ -64,6 +55,7 @@ def plot_rd(
     logx: bool = True,
 ) -> Path | None:
     """One RD figure (bpp vs ``metric``) with a curve per result set; ``None`` if no data."""
+    spec = metric_spec(metric)
     curves = [(rs, *rs.curve(metric)) for rs in results]
     curves = [(rs, x, y) for rs, x, y in curves if x]
     if not curves:
@@ -93,11 +85,9 @@ def plot_rd(
             pad = 0.05 * (hi - lo or abs(hi) or 1.0)
             ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("bits per pixel (file bytes)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    if is_lower_better(metric):
-        ax.set_title(title or f"{metric.upper()} (lower is better)")
-    else:
-        ax.set_title(title or f"{metric.upper()} (higher is better)")
+    ax.set_ylabel(f"{spec.axis_label} {spec.arrow}")
+    better = "higher" if spec.higher_is_better else "lower"
+    ax.set_title(title or f"{spec.label} ({better} is better)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -111,15 +101,17 @@ def plot_rd(
 def plot_rd_all(
     results: Sequence[ResultSet],
     out_dir: Path,
-    metrics: Sequence[str] = ("psnr", "ms-ssim", "lpips", "dists", "fid"),
+    metrics: Sequence[str] = metric_names(rd=True),
     bpp_range: tuple[float, float] | None = (0.003, 0.2),
 ) -> dict[str, Path]:
-    """``rd_<metric>.png`` for every metric that has data; returns ``{metric: path}``."""
+    """``rd_<key>.png`` (``key``: the metric's results-file spelling, e.g. ``ms-ssim``) for every
+    metric that has data; returns ``{canonical name: path}``."""
     made: dict[str, Path] = {}
     for m in metrics:
-        p = plot_rd(results, m, Path(out_dir) / f"rd_{m}.png", bpp_range=bpp_range)
+        spec = metric_spec(m)
+        p = plot_rd(results, spec.name, Path(out_dir) / f"rd_{spec.json_key}.png", bpp_range=bpp_range)
         if p is not None:
-            made[m] = p
+            made[spec.name] = p
     return made
 
 

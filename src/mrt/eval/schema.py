@@ -23,6 +23,7 @@ the point has it. FID/KID are computed per rate point over the dataset's patches
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -31,8 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from mrt.errors import MRTError
+from mrt.io import atomic_write_text
+from mrt.metrics.registry import METRICS, find_metric, metric_names
 
 __all__ = [
+    "CLASSICAL_ORDER",
     "CSV_COLUMNS",
     "METRIC_KEYS",
     "ImageRecord",
@@ -41,15 +45,18 @@ __all__ = [
     "ResultsError",
     "aggregate",
     "load_results",
+    "order_results",
     "write_csv",
 ]
 
 #: per-image metrics (record attribute names) and their JSON ``results`` keys
-METRIC_KEYS: dict[str, str] = {"psnr": "psnr", "ms_ssim": "ms-ssim", "lpips": "lpips", "dists": "dists"}
+METRIC_KEYS: dict[str, str] = {s.name: s.json_key for s in METRICS if s.per_image}
 #: dataset-level metrics per rate point
-SET_METRIC_KEYS: dict[str, str] = {"fid": "fid", "kid": "kid"}
-CSV_COLUMNS = ("codec", "setting", "image", "bpp", "est_bpp", "psnr", "ms_ssim", "lpips", "dists",
+SET_METRIC_KEYS: dict[str, str] = {s.name: s.json_key for s in METRICS if not s.per_image}
+CSV_COLUMNS = ("codec", "setting", "image", "bpp", "est_bpp", *metric_names(per_image=True),
                "enc_s", "dec_s", "quality", "nbytes", "height", "width")
+#: classical codecs in the order of report tables (learned codecs come first)
+CLASSICAL_ORDER = ("vvc", "hevc", "heic", "avif", "jpeg2000", "webp", "jpeg")
 
 
 class ResultsError(MRTError):
@@ -121,8 +128,10 @@ class RatePoint:
     dec_s: float | None = None
 
     def get(self, metric: str) -> float | None:
-        """Value by JSON or attribute name (``ms-ssim`` or ``ms_ssim``)."""
-        return getattr(self, metric.replace("-", "_"), None)
+        """Value of a metric by its name or an alias (``ms_ssim`` or ``ms-ssim``), or of another
+        field by its attribute name (``est_bpp``)."""
+        spec = find_metric(metric)
+        return getattr(self, spec.name if spec is not None else metric, None)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -136,19 +145,10 @@ def aggregate(records: Sequence[ImageRecord], setting: str, quality: float | Non
     """Mean bpp / metrics / times of the records of one setting."""
     if not records:
         raise ResultsError(f"no records for setting {setting!r}")
-    return RatePoint(
-        setting=setting,
-        n_images=len(records),
-        quality=quality,
-        bpp=float(sum(r.bpp for r in records)) / len(records),
-        est_bpp=_mean([r.est_bpp for r in records]),
-        psnr=_mean([r.psnr for r in records]),
-        ms_ssim=_mean([r.ms_ssim for r in records]),
-        lpips=_mean([r.lpips for r in records]),
-        dists=_mean([r.dists for r in records]),
-        enc_s=_mean([r.enc_s for r in records]),
-        dec_s=_mean([r.dec_s for r in records]),
-    )
+    means = {k: _mean([getattr(r, k) for r in records])
+             for k in ("est_bpp", *metric_names(per_image=True), "enc_s", "dec_s")}
+    return RatePoint(setting=setting, n_images=len(records), quality=quality,
+                     bpp=float(sum(r.bpp for r in records)) / len(records), **means)
 
 
 @dataclass
@@ -213,13 +213,11 @@ class ResultSet:
                         return [_num(v) for v in res[k]]
                 return [None] * n
 
-            psnr = col("psnr", "psnr-rgb")
-            mss, lp, ds, fid, kid = col("ms-ssim", "ms_ssim"), col("lpips"), col("dists"), col("fid"), col("kid")
+            cols = {s.name: col(*dict.fromkeys((s.json_key, s.name, *s.aliases))) for s in METRICS}
             settings = res.get("setting") or [f"#{i}" for i in range(n)]
             for i in range(n):
                 points.append(RatePoint(setting=str(settings[i]), n_images=0, bpp=float(bpps[i]),
-                                        psnr=psnr[i], ms_ssim=mss[i], lpips=lp[i], dists=ds[i],
-                                        fid=fid[i], kid=kid[i]))
+                                        **{k: v[i] for k, v in cols.items()}))
         records = [ImageRecord.from_dict(r) for r in d.get("images", [])]
         return cls(name=str(d["name"]), description=str(d.get("description", "")), points=points,
                    records=records, meta=dict(d.get("meta", {})))
@@ -228,9 +226,8 @@ class ResultSet:
         """Write the JSON file (folder created; replaced atomically)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json_dict(), indent=1, allow_nan=False) + "\n")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_json_dict(), indent=1, allow_nan=False) + "\n",
+                          force=True)
 
     @classmethod
     def read_json(cls, path: Path) -> ResultSet:
@@ -249,17 +246,26 @@ def write_csv(records: Iterable[ImageRecord], path: Path) -> None:
     """Tidy CSV, one row per (codec, setting, image), columns :data:`CSV_COLUMNS`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for r in records:
-            row = []
-            for c in CSV_COLUMNS:
-                v = getattr(r, c)
-                row.append("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
-            w.writerow(row)
-    tmp.replace(path)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for r in records:
+        row = []
+        for c in CSV_COLUMNS:
+            v = getattr(r, c)
+            row.append("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
+        w.writerow(row)
+    atomic_write_text(path, buf.getvalue(), force=True)
+
+
+def order_results(results: Sequence[ResultSet]) -> list[ResultSet]:
+    """Learned codecs first (by name), then the classical ones in :data:`CLASSICAL_ORDER`."""
+    def key(rs: ResultSet) -> tuple[int, int, str]:
+        if rs.name in CLASSICAL_ORDER:
+            return (1, CLASSICAL_ORDER.index(rs.name), rs.name)
+        return (0, 0, rs.name)
+
+    return sorted(results, key=key)
 
 
 def load_results(folder: Path) -> list[ResultSet]:

@@ -1,11 +1,14 @@
 """Image files in and out: :func:`load_image`, :func:`save_image`, :func:`atomic_write_bytes`."""
 
-from mrt.io.files import OutputExistsError, atomic_write_bytes
+from mrt.io.files import OutputExistsError, atomic_write, atomic_write_bytes, atomic_write_text
 from mrt.io.images import (
     DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
     SAVE_SUFFIXES,
     apply_orientation,
+    check_rgb_image,
     encode_image,
+    is_image_file,
     load_image,
     save_image,
 )
@@ -13,10 +16,15 @@ from mrt.io.images import (
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "OutputExistsError",
+    "IMAGE_SUFFIXES",
     "SAVE_SUFFIXES",
     "apply_orientation",
+    "check_rgb_image",
+    "atomic_write",
     "atomic_write_bytes",
+    "atomic_write_text",
     "encode_image",
+    "is_image_file",
     "load_image",
     "save_image",
 ]

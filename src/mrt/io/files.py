@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import contextlib
+import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from mrt.errors import MRTError
 
@@ -57,11 +58,17 @@ def _publish(tmp: Path, path: Path, force: bool) -> None:
     os.unlink(tmp)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, force: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], force: bool = False) -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path`` for writing; publish it at ``path`` when the block ends.
 
-    Refuses an existing ``path`` unless ``force`` (``OutputExistsError``); on any error no temp or
-    partial file is left behind. I/O failures raise ``MRTError`` with a one-line message.
+    The one way the package writes files: the output appears whole (fsync, then rename) or not at
+    all. Refuses an existing ``path`` unless ``force`` (``OutputExistsError``); on any error,
+    including one raised inside the block, no temp or partial file is left behind. I/O failures
+    raise ``MRTError`` with a one-line message.
+
+        with atomic_write(path, force=True) as fh:
+            torch.save(obj, fh)
     """
     path = Path(path)
     if path.is_dir():
@@ -74,7 +81,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, force: bool = 
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         tmp = Path(name)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
             os.fchmod(fh.fileno(), 0o666 & ~_umask())
@@ -87,6 +94,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, force: bool = 
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, force: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path, force) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, force: bool = False) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write_bytes(path, text.encode("utf-8"), force)
 
 
 def sha256_file(path: str | Path) -> str:

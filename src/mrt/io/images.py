@@ -20,6 +20,7 @@ Conversion rules of :func:`load_image` (documented behaviour):
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -39,8 +40,6 @@ ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
 DEFAULT_MAX_PIXELS = 1 << 27
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_HEIF_LOCK = threading.Lock()
-_HEIF_STATE = {"tried": False}
 _BOMB_LOCK = threading.Lock()
 
 #: Output extensions understood by :func:`save_image` -> (Pillow format, save options).
@@ -57,6 +56,33 @@ _SAVE_FORMATS = {
 
 SAVE_SUFFIXES = frozenset(_SAVE_FORMATS)
 
+#: Extensions read as images when a folder is given (``mrt compress``, ``mrt eval``, the data cache).
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif",
+     ".ppm", ".pgm", ".pnm"}
+)
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """True for a regular file whose extension (any case) is one of :data:`IMAGE_SUFFIXES`."""
+    p = Path(path)
+    return p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+
+
+def check_rgb_image(img: object, max_side: int | None = None) -> np.ndarray:
+    """An 8-bit RGB array ``(H, W, 3)`` with both sides in ``1..max_side``, C-contiguous.
+
+    Raises ``ImageError`` with a one-line message otherwise (what every codec front end accepts).
+    """
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        got = f"{getattr(img, 'dtype', type(img).__name__)} {tuple(getattr(img, 'shape', ()))}"
+        raise ImageError(f"expected an 8-bit RGB image array of shape (H, W, 3), got {got}")
+    h, w = img.shape[:2]
+    limit = max_side if max_side is not None else max(h, w, 1)
+    if not (1 <= h <= limit and 1 <= w <= limit):
+        raise ImageError(f"image is {w}x{h} pixels; each side must be 1..{limit}")
+    return np.ascontiguousarray(img)
+
 
 def _describe(source: ImageSource) -> str:
     """Name used in error messages."""
@@ -65,17 +91,14 @@ def _describe(source: ImageSource) -> str:
     return os.fspath(source)
 
 
+@functools.cache
 def _enable_heif() -> None:
-    """Register pillow-heif's opener once, on first use (optional dependency)."""
-    with _HEIF_LOCK:
-        if _HEIF_STATE["tried"]:
-            return
-        _HEIF_STATE["tried"] = True
-        try:
-            import pillow_heif  # type: ignore[import-untyped]
-        except ImportError:
-            return
-        pillow_heif.register_heif_opener()
+    """Register pillow-heif's opener on first use (optional dependency); later calls do nothing."""
+    try:
+        import pillow_heif  # type: ignore[import-untyped]
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
 
 
 def _open_lazily(source: ImageSource, name: str) -> Image.Image:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from mrt.metrics._backbones import FrozenMetric, VGG16Features, random_init
 from mrt.metrics._checks import check_pair
+from mrt.metrics.weights import load_safetensors
 
 __all__ = ["DISTS", "DISTS_CHANNELS"]
 
@@ -54,8 +55,6 @@ class DISTS(FrozenMetric):
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         if pretrained:
-            from mrt.metrics.weights import load_safetensors
-
             vgg = load_safetensors("lpips_vgg", weights_root)
             ab = load_safetensors("dists", weights_root)
             state = {"backbone." + k: v for k, v in vgg.items() if k.startswith("features.")}

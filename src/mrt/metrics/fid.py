@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from mrt.metrics._checks import as_batch
+from mrt.metrics.weights import weight_path
 
 __all__ = [
     "FID_INPUT_SIZE",
@@ -94,8 +95,6 @@ class FIDFeatureExtractor:
         self.batch_size = batch_size
         self.quantize = quantize
         if model is None:
-            from mrt.metrics.weights import weight_path
-
             path = weight_path("fid_inception", weights_root)
             with warnings.catch_warnings():  # TorchScript loading is deprecated in favour of export
                 warnings.simplefilter("ignore", DeprecationWarning)

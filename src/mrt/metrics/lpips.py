@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from mrt.metrics._backbones import ALEX_CHANNELS, VGG_CHANNELS, AlexFeatures, FrozenMetric, VGG16Features, random_init
 from mrt.metrics._checks import check_pair
+from mrt.metrics.weights import load_safetensors
 
 __all__ = ["LPIPS", "LPIPS_SCALE", "LPIPS_SHIFT"]
 
@@ -58,8 +59,6 @@ class LPIPS(FrozenMetric):
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
         if pretrained:
-            from mrt.metrics.weights import load_safetensors
-
             state = load_safetensors(f"lpips_{net}", weights_root)
             self.load_weights({("backbone." + k if k.startswith("features.") else k): v for k, v in state.items()})
         self.freeze()

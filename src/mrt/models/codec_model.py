@@ -5,7 +5,6 @@ tiling of the full-resolution convolutions for large images, cropping back).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,9 +14,10 @@ from torch import nn
 from mrt.blocks.lfq import LFQ, LFQOutput
 from mrt.models.config import MRTConfig
 from mrt.models.generator import PixelGenerator
+from mrt.models.geometry import Geometry
 from mrt.models.mrt import MRTDecoder, MRTEncoder
-from mrt.models.rcm import RCM
-from mrt.models.taef2 import TAEF2Encoder
+from mrt.models.rcm import RCM, Step
+from mrt.models.taef2 import LATENT_STRIDE, TAEF2Encoder
 
 # Full-resolution convolutions run on tiles once an image exceeds this many pixels, so that
 # memory stays bounded (a 4K image would otherwise hold several GB of 64-channel activations).
@@ -51,35 +51,21 @@ def apply_tiled(net: nn.Module, x: torch.Tensor, scale: float, unit: int) -> tor
 
 @dataclass
 class CodecOutput:
-    """Everything a training task needs from one forward pass."""
+    """Everything a training task needs from one forward pass (``MRTCodecModel.forward``)."""
 
+    tokens: LFQOutput  # [B, nW, k, d]
+    rate_bits: torch.Tensor  # [B] bits per image (an unbiased estimate when a subset of steps was asked)
+    features: torch.Tensor  # [B, nW, P, D] decoder patch features (the preview head reads them)
     target_logits: torch.Tensor  # [B, target_bits, H/16, W/16]
     codes: torch.Tensor  # [B, target_bits, H/16, W/16] what the generator consumed (soft or hard)
     latent_pred: torch.Tensor  # [B, 32, H/8, W/8] generator's TAEF2 latent
     recon: torch.Tensor | None  # [B, 3, H, W] unclamped RGB (None when pixels were not requested)
-    tokens: LFQOutput  # [B, nW, K', d]
-    rate_bits: torch.Tensor  # [B]
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Image size and its window grid."""
-
-    height: int
-    width: int
-    window: int
+    geometry: Geometry
 
     @property
-    def rows(self) -> int:
-        return math.ceil(self.height / self.window)
-
-    @property
-    def cols(self) -> int:
-        return math.ceil(self.width / self.window)
-
-    @property
-    def n_windows(self) -> int:
-        return self.rows * self.cols
+    def bpp(self) -> torch.Tensor:
+        """[B] bits per pixel of the (estimated) rate."""
+        return self.rate_bits / self.geometry.pixels
 
 
 class MRTCodecModel(nn.Module):
@@ -103,15 +89,12 @@ class MRTCodecModel(nn.Module):
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] in [0, 1] (H, W multiples of the window) -> TAEF2 latent [B, 32, H/8, W/8]."""
         if x.shape[-1] * x.shape[-2] > TILE_PIXELS:
-            return apply_tiled(self.analysis, x, 1 / 8, 1)
+            return apply_tiled(self.analysis, x, 1 / LATENT_STRIDE, 1)
         return self.analysis(x)
 
     def quantize(self, latent: torch.Tensor, k: int) -> LFQOutput:
         """TAEF2 latent -> LFQ output over the first ``k`` tokens of every window, [B, nW, k, d]."""
         return self.lfq(self.encoder(latent)[:, :, :k])
-
-    def decode_logits(self, tokens_pm1: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-        return self.decoder(tokens_pm1, rows, cols)
 
     def codes_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Generator input: E[bit] = tanh(logit/2) (soft, differentiable) or sign(logit) (hard)."""
@@ -124,22 +107,47 @@ class MRTCodecModel(nn.Module):
 
     def render(self, latent: torch.Tensor) -> torch.Tensor:
         """TAEF2 latent [B, 32, h, w] -> RGB [B, 3, 8h, 8w] (unclamped), tiled when large."""
-        if latent.shape[-1] * latent.shape[-2] * 64 > TILE_PIXELS:
-            return apply_tiled(self.generator.rgb_decoder, latent, 8, 8)
+        if latent.shape[-1] * latent.shape[-2] * LATENT_STRIDE**2 > TILE_PIXELS:
+            return apply_tiled(self.generator.rgb_decoder, latent, LATENT_STRIDE, LATENT_STRIDE)
         return self.generator.rgb_decoder(latent)
 
-    def forward(self, latent: torch.Tensor, k: int | None = None, with_pixels: bool = False) -> CodecOutput:
-        """Training forward from a TAEF2 latent [B, 32, h, w] whose sides are whole windows."""
+    def rate(self, tokens_pm1: torch.Tensor, steps: list[Step] | None = None) -> torch.Tensor:
+        """Bits per image [B]: exact (all RCM steps) or, for a subset of ``steps``, rescaled to an unbiased estimate."""
+        bits = self.rcm.rate_bits(tokens_pm1, steps)
+        return bits if steps is None else bits * (self.rcm.n_steps / len(steps))
+
+    def forward(
+        self,
+        latent: torch.Tensor,
+        k: int | None = None,
+        *,
+        with_pixels: bool = False,
+        rate_steps: list[Step] | None = None,
+        train_encoder: bool = True,
+        rate_to_encoder: bool = False,
+    ) -> CodecOutput:
+        """Training forward from a TAEF2 latent [B, 32, h, w] whose sides are whole windows.
+
+        ``k``: tokens kept per window (nested dropout; default ``k_code``). ``rate_steps``: RCM steps
+        whose rate is computed (None = all). ``train_encoder=False`` runs the encoder side without
+        gradients (stage 2). ``rate_to_encoder``: let the rate gradient reach the encoder through
+        LFQ's straight-through estimator (off by default: it would only push the tokens towards
+        predictable, collapsed codes; rate points come from the number of tokens per window).
+        """
         k = self.k_code if k is None else k
-        cells = self.cfg.window // 8
-        rows, cols = latent.shape[-2] // cells, latent.shape[-1] // cells
-        tokens = self.quantize(latent, k)
-        rate = self.rcm.rate_bits(tokens.quantized)
-        logits = self.decode_logits(tokens.quantized, rows, cols)
+        geo = Geometry.of_latent((latent.shape[-2], latent.shape[-1]), self.cfg.window)
+        if train_encoder:
+            tokens = self.quantize(latent, k)
+        else:
+            with torch.no_grad():
+                tokens = self.quantize(latent, k)
+        rate = self.rate(tokens.quantized if rate_to_encoder else tokens.quantized.detach(), rate_steps)
+        feats = self.decoder.features(tokens.quantized)
+        logits = self.decoder.logits(feats, geo.rows, geo.cols)
         codes = self.codes_from_logits(logits)
         latent_pred = self.synthesize_latent(codes)
         recon = self.generator.rgb_decoder(latent_pred) if with_pixels else None
-        return CodecOutput(logits, codes, latent_pred, recon, tokens, rate)
+        return CodecOutput(tokens, rate, feats, logits, codes, latent_pred, recon, geo)
 
     # ----- image-level plumbing used by the codec (no gradients) -----
     def geometry(self, height: int, width: int) -> Geometry:
@@ -148,8 +156,8 @@ class MRTCodecModel(nn.Module):
     def image_to_tensor(self, img: np.ndarray) -> torch.Tensor:
         """uint8 [H, W, 3] -> float [1, 3, Hp, Wp] in [0, 1], edge-padded to whole windows."""
         geo = self.geometry(img.shape[0], img.shape[1])
-        hp, wp = geo.rows * geo.window, geo.cols * geo.window
-        padded = np.pad(img, ((0, hp - img.shape[0]), (0, wp - img.shape[1]), (0, 0)), mode="edge")
+        pad = ((0, geo.padded_height - geo.height), (0, geo.padded_width - geo.width), (0, 0))
+        padded = np.pad(img, pad, mode="edge")
         return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0
 
     @torch.inference_mode()
@@ -163,7 +171,7 @@ class MRTCodecModel(nn.Module):
         """{0,1} token bits [1, nW, k, d] -> uint8 image [height, width, 3]."""
         geo = self.geometry(height, width)
         tokens = bits01.float() * 2.0 - 1.0
-        logits = self.decode_logits(tokens, geo.rows, geo.cols)
+        logits = self.decoder(tokens, geo.rows, geo.cols)
         rgb = self.render(self.synthesize_latent(self.codes_from_logits(logits)))
         rgb = rgb[0, :, :height, :width].clamp(0.0, 1.0)
         return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()

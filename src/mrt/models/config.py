@@ -12,8 +12,9 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
+from mrt.dataclass_config import build
 from mrt.errors import ConfigError
 
 Mixing = Literal["birwkv", "none", "global_vit"]
@@ -93,32 +94,12 @@ class MRTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MRTConfig":
-        return _from_dict(cls, d)
+        """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown or mistyped keys
+        raise ``ConfigError`` (see :func:`mrt.dataclass_config.build`)."""
+        return build(cls, d)
 
     def replace(self, **changes: Any) -> "MRTConfig":
         return dataclasses.replace(self, **changes)
-
-
-T = TypeVar("T")
-
-
-def _from_dict(cls: type[T], d: dict[str, Any]) -> T:
-    """Build a (nested) dataclass from a dict, refusing unknown keys with a clear message."""
-    if not isinstance(d, dict):
-        raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(d) - set(fields))
-    if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown key(s) {', '.join(unknown)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in d.items():
-        default = fields[name].default_factory if fields[name].default_factory is not dataclasses.MISSING else None
-        sub = default() if default is not None else None
-        if dataclasses.is_dataclass(sub) and isinstance(value, dict):
-            kwargs[name] = _from_dict(type(sub), value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
 
 
 def canonical_json(d: dict[str, Any]) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from mrt.errors import ModelError
+from mrt.io import atomic_write_bytes
 from mrt.models.codec_model import MRTCodecModel
 from mrt.models.config import MRTConfig, canonical_json, model_id
 
@@ -113,14 +113,8 @@ def save_model_file(
         "license": license_text,
         "provenance": json.dumps(provenance or {}, sort_keys=True),
     }
-    data = st_save(state, metadata=metadata)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, st_save(state, metadata=metadata), force=True)
     return read_model_info(path)
 
 

@@ -16,6 +16,7 @@ from mrt.blocks.mlp import MLP
 from mrt.blocks.rwkv import BiRWKVBlock
 from mrt.blocks.vit import ViTBlock
 from mrt.models.config import MRTConfig
+from mrt.models.geometry import window_cells
 from mrt.models.taef2 import LATENT_CHANNELS
 
 CELL = 2  # latent cells per patch side: a 16-pixel patch is 2 x 2 cells of the 1/8-res TAEF2 latent
@@ -54,7 +55,7 @@ class MixedStack(nn.Module):
 def latent_to_windows(latent: torch.Tensor, window: int) -> torch.Tensor:
     """TAEF2 latent [B, 32, Hl, Wl] (Hl, Wl multiples of window/8) -> patch features [B, nW, P, 32*4]."""
     b, c, hl, wl = latent.shape
-    cells = window // 8  # latent cells per window side
+    cells = window_cells(window)  # latent cells per window side
     g = cells // CELL  # patches per window side
     nh, nw = hl // cells, wl // cells
     x = latent.reshape(b, c, nh, g, CELL, nw, g, CELL)

@@ -10,19 +10,34 @@ The network sees the known bits (+-1, unknown = 0), lifts them with MLP(c1, c2),
 in-window token-index and a step embedding, mixes over the whole 1-D sequence of the image with
 Bi-RWKV blocks and reduces with MLP(c2, c1) to logits for every group. Decoding takes ``S``
 network calls whatever the image size.
+
+The RCM also owns the coding of its symbols: :meth:`RCM.encode` (bits -> bytes) and
+:meth:`RCM.decode` (bytes -> bits) build every step's integer tables through one method,
+:meth:`RCM.step_tables`, so encoder and decoder cannot drift apart; the training rate
+(:meth:`RCM.rate_bits`) walks the same :meth:`RCM.plan`. Coding order (docs/bitstream.md): steps in
+order (pass-major, then bit group); in a step, windows in raster order, then the step's tokens in
+increasing in-window index. Tables come from float32 probabilities computed with one thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mrt.blocks.lfq import bits_to_int, int_to_bits
 from mrt.blocks.mlp import MLP
 from mrt.blocks.rwkv import BiRWKVBlock
+from mrt.entropy import SymbolDecoder, SymbolEncoder, estimate_bits, quantize_pmf
+from mrt.errors import BitstreamError
 from mrt.models.config import MRTConfig
+
+PRECISION = 16  # bits of the integer frequency tables (part of the file format)
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,43 @@ class Step:
     index: int
     pass_index: int
     group: int
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step with the in-window indices of the tokens it codes (never empty)."""
+
+    step: Step
+    tokens: torch.Tensor  # LongTensor [k_s]
+
+
+@dataclass(frozen=True)
+class StepTables:
+    """One step's symbol distributions: float32 probabilities and the integer tables coded with."""
+
+    probs: np.ndarray  # float32 [nW * k_s, A]
+    freqs: np.ndarray  # integer [nW * k_s, A], rows sum to 2**PRECISION
+
+
+@dataclass(frozen=True)
+class CodedTokens:
+    """:meth:`RCM.encode` result: the payload and what the container and the reports need."""
+
+    payload: bytes
+    symbols: np.ndarray  # int64 [n], every coded symbol in coding order (the container checksums them)
+    estimated_bits: float  # sum of -log2 p(symbol) under the float probabilities
+    table_bits: float  # the same under the integer tables (what the coder pays, before termination)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the entropy model with one thread: its tables must not depend on the caller's thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class RCM(nn.Module):
@@ -63,6 +115,12 @@ class RCM(nn.Module):
         """In-window indices of the tokens coded in a pass (LongTensor)."""
         return torch.arange(pass_index, k, self.passes)
 
+    def plan(self, k: int, steps: list[Step] | None = None) -> list[PlannedStep]:
+        """The steps (default: all) that code something when windows carry ``k`` tokens, in order."""
+        chosen = self.steps() if steps is None else steps
+        planned = [PlannedStep(s, self.pass_tokens(k, s.pass_index)) for s in chosen]
+        return [p for p in planned if len(p.tokens) > 0]
+
     def known_mask(self, k: int, step: Step) -> torch.Tensor:
         """[K, d] float mask of the bits known before ``step`` (1 = known)."""
         token_pass = torch.arange(k) % self.passes  # [K]
@@ -89,42 +147,96 @@ class RCM(nn.Module):
 
     def symbols(self, bits01: torch.Tensor) -> torch.Tensor:
         """LFQ-E per group: {0,1} bits [..., d] -> integer symbols [..., G] (bit j of a group has weight 2^j)."""
-        shaped = bits01.reshape(*bits01.shape[:-1], self.groups, self.group_bits).long()
-        weights = 2 ** torch.arange(self.group_bits, device=bits01.device)
-        return (shaped * weights).sum(-1)
+        return bits_to_int(bits01.reshape(*bits01.shape[:-1], self.groups, self.group_bits))
 
     def bits_of(self, symbols: torch.Tensor) -> torch.Tensor:
         """LFQ-D per group: integer symbols [..., G] -> {0,1} bits [..., d]."""
-        weights = 2 ** torch.arange(self.group_bits, device=symbols.device)
-        bits = (symbols[..., None] // weights) % 2  # [..., G, gb]
-        return bits.reshape(*symbols.shape[:-1], self.bits)
+        return int_to_bits(symbols, self.group_bits).reshape(*symbols.shape[:-1], self.bits)
 
     def rate_bits(self, bits_pm1: torch.Tensor, steps: list[Step] | None = None) -> torch.Tensor:
         """Training rate: cross-entropy in bits per image [B] of coding the symbols of ``steps``.
 
         ``steps`` defaults to all steps (the exact rate of the image). The steps run in one batched
-        call (steps folded into the batch); the codec runs them one by one, which gives the same
-        values up to float rounding. Training may pass a random subset and rescale (an unbiased
-        estimate at a fraction of the cost).
+        call (steps folded into the batch); :meth:`encode` runs them one by one over the same
+        :meth:`plan`, which gives the same values up to float rounding. Training may pass a random
+        subset and rescale (an unbiased estimate at a fraction of the cost).
         """
         b, n_win, k, d = bits_pm1.shape
-        steps = self.steps() if steps is None else steps
-        masks = torch.stack([self.known_mask(k, s) for s in steps]).to(bits_pm1)  # [S, K, d]
+        plan = self.plan(k, steps)
+        total = bits_pm1.new_zeros(b)
+        if not plan:
+            return total
+        masks = torch.stack([self.known_mask(k, p.step) for p in plan]).to(bits_pm1)  # [S, K, d]
         known = bits_pm1[None] * masks[:, None, None]  # [S, B, nW, K, d]
-        step_ids = torch.tensor([s.index for s in steps], device=bits_pm1.device)
-        row = {s.index: i for i, s in enumerate(steps)}
+        step_ids = torch.tensor([p.step.index for p in plan], device=bits_pm1.device)
         h = self.expand(known) + self.token_index.weight[:k] + self.step_embed(step_ids)[:, None, None, None]
-        h = h.reshape(len(steps) * b, n_win * k, -1)
+        h = h.reshape(len(plan) * b, n_win * k, -1)
         for block in self.blocks:
             h = block(h)
-        logits = self.reduce(self.norm(h)).reshape(len(steps), b, n_win, k, self.groups, self.alphabet)
+        logits = self.reduce(self.norm(h)).reshape(len(plan), b, n_win, k, self.groups, self.alphabet)
         symbols = self.symbols((bits_pm1 > 0).long())  # [B, nW, K, G]
-        total = bits_pm1.new_zeros(b)
         log2 = torch.log(torch.tensor(2.0))
-        for s in steps:
-            tok = self.pass_tokens(k, s.pass_index).to(bits_pm1.device)
-            lg = logits[row[s.index]][:, :, tok, s.group]  # [B, nW, k_s, A]
-            target = symbols[:, :, tok, s.group]
+        for row, p in enumerate(plan):
+            tok = p.tokens.to(bits_pm1.device)
+            lg = logits[row][:, :, tok, p.step.group]  # [B, nW, k_s, A]
+            target = symbols[:, :, tok, p.step.group]
             nll = F.cross_entropy(lg.reshape(-1, self.alphabet).float(), target.reshape(-1), reduction="none")
             total = total + nll.reshape(b, -1).sum(1) / log2
         return total
+
+    # ----- coding: bits <-> bytes through one table-building step -----
+    def step_tables(self, known_pm1: torch.Tensor, planned: PlannedStep) -> StepTables:
+        """Tables of one step from the bits known before it, ``known_pm1``: [1, nW, K, d] (+-1, 0 unknown).
+
+        The single place where probabilities become integer tables: encoder and decoder both call
+        it with the same known bits, so they build identical tables.
+        """
+        logits = self.step_logits(known_pm1, planned.step)[0][:, planned.tokens]  # [nW, k_s, A]
+        probs = torch.softmax(logits.float(), dim=-1).reshape(-1, self.alphabet).numpy()
+        return StepTables(probs, quantize_pmf(probs, PRECISION))
+
+    @torch.inference_mode()
+    def encode(self, bits01: torch.Tensor) -> CodedTokens:
+        """{0,1} token bits [nW, K, d] -> range-coded payload (+ coded symbols and size estimates)."""
+        n_win, k, _ = bits01.shape
+        bits_pm1 = bits01[None].float() * 2.0 - 1.0  # [1, nW, K, d]
+        symbols = self.symbols(bits01)  # [nW, K, G]
+        encoder = SymbolEncoder()
+        ordered: list[np.ndarray] = []
+        est = table = 0.0
+        with _one_thread():
+            for planned in self.plan(k):
+                tables = self.step_tables(bits_pm1, planned)
+                syms = symbols[:, planned.tokens, planned.step.group].reshape(-1).numpy()
+                encoder.encode(syms, tables.freqs)
+                ordered.append(syms)
+                est += float(-np.log2(tables.probs[np.arange(len(syms)), syms].astype(np.float64)).sum())
+                table += estimate_bits(syms, tables.freqs)
+        coded = np.concatenate(ordered) if ordered else np.zeros(0, np.int64)
+        return CodedTokens(encoder.finish(), coded, est, table)
+
+    @torch.inference_mode()
+    def decode(self, payload: bytes, n_windows: int, k: int) -> tuple[torch.Tensor, np.ndarray]:
+        """Payload -> ({0,1} token bits [nW, k, d] int64, coded symbols in coding order).
+
+        Raises ``BitstreamError`` when the payload is corrupt, truncated or longer than coded.
+        """
+        known = torch.zeros(1, n_windows, k, self.bits)  # +-1 once decoded, 0 before
+        symbols = torch.zeros(n_windows, k, self.groups, dtype=torch.int64)
+        decoder = SymbolDecoder(payload)
+        ordered: list[np.ndarray] = []
+        try:
+            with _one_thread():
+                for planned in self.plan(k):
+                    tok, g = planned.tokens, planned.step.group
+                    syms = decoder.decode(self.step_tables(known, planned).freqs)
+                    ordered.append(syms)
+                    sym_t = torch.from_numpy(syms.astype(np.int64)).reshape(n_windows, len(tok))
+                    symbols[:, tok, g] = sym_t
+                    group = slice(g * self.group_bits, (g + 1) * self.group_bits)
+                    known[0, :, tok, group] = int_to_bits(sym_t, self.group_bits).float() * 2.0 - 1.0
+                decoder.finish()
+        except (ValueError, IndexError, OverflowError) as err:
+            raise BitstreamError(f"corrupt or truncated file ({err})") from None
+        coded = np.concatenate(ordered) if ordered else np.zeros(0, np.int64)
+        return self.bits_of(symbols), coded

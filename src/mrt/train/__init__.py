@@ -1,1 +1,2 @@
-"""Training: config, the shared loop, EMA, DDP helpers, logs, checkpoints (tasks: mrt.train.tasks)."""
+"""Training: the train command, config, the shared loop and its parts (optimizer, state, logs, checkpoints,
+EMA, DDP helpers); the stage tasks are in mrt.train.tasks."""

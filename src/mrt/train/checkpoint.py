@@ -19,7 +19,6 @@ A checkpoint ``out_dir/checkpoints/step_00001000.pt`` is a ``torch.save`` dict (
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 import subprocess
@@ -32,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from mrt.errors import MRTError
+from mrt.io import atomic_write
 
 CKPT_DIR = "checkpoints"
 _CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
@@ -75,19 +75,11 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
+    """Write ``payload`` atomically (:func:`mrt.io.atomic_write`), replacing an older file of that name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path, force=True) as f:
+        torch.save(payload, f)
     return path
 
 

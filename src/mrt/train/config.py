@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mrt.dataclass_config import build
 from mrt.errors import ConfigError
+from mrt.models.config import MRTConfig
 
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
@@ -100,13 +99,38 @@ class RunConfig:
     tensorboard: bool = True
 
 
+@dataclass(frozen=True)
+class TaskArgs:
+    """Loss weights and stage inputs (``task_args`` in the YAML). Unused fields are ignored by a stage."""
+
+    taef2_dir: str = "../shared/pretrained/taef2"
+    init_taef2: bool = True  # load the pretrained TAEF2 weights (False: from-scratch pixel generator)
+    stage0: str | None = None  # stage-0 checkpoint (stage 1)
+    stage1: str | None = None  # stage-1 checkpoint (stage 2)
+    w_latent: float = 1.0
+    w_ce: float = 1.0
+    w_rate: float = 0.0  # weight of bpp in the loss
+    w_pixel: float = 0.0  # MSE on pixels
+    w_preview: float = 0.0  # stage 1/2: MSE of the decoder's 1/4-resolution RGB preview (needs pixels)
+    w_lpips: float = 0.0
+    w_dists: float = 0.0
+    w_adv: float = 0.0  # stage 0/2: hinge GAN generator term (a patch discriminator is trained when > 0)
+    adv_start: int = 0  # first step of the generator term (the discriminator trains from step 0)
+    disc_width: int = 64
+    k_choices: list[int] = field(default_factory=list)  # tokens per window sampled per step ([] = all)
+    rate_steps: int = 0  # RCM steps evaluated per training step (0 = all; else a random subset, rescaled)
+    train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
+    train_latent_decoder: bool = True  # stage 1: train the generator's latent decoder with the MRT
+    rate_to_encoder: bool = False  # let the rate gradient reach the encoder (through LFQ's straight-through)
+
+
 @dataclass
 class TrainConfig:
-    """The whole resolved training configuration (saved in every checkpoint)."""
+    """The whole resolved training configuration (saved in every checkpoint as :meth:`to_dict`)."""
 
     task: str = ""
-    model: dict[str, Any] = field(default_factory=dict)
-    task_args: dict[str, Any] = field(default_factory=dict)
+    model: MRTConfig = field(default_factory=MRTConfig)
+    task_args: TaskArgs = field(default_factory=TaskArgs)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -121,8 +145,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build and validate a config from a nested dict (unknown keys raise ``ConfigError``)."""
-        cfg = _build(cls, data, "")
+        """Build and validate a config from a nested dict (unknown or mistyped keys raise ``ConfigError``)."""
+        cfg = build(cls, data)
         cfg.validate()
         return cfg
 
@@ -159,83 +183,6 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
-
-
-# --------------------------------------------------------------------------- building / typing
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    """Instantiate dataclass ``cls`` from mapping ``data``, coercing and checking every field."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section '{prefix or '<root>'}' must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if key not in names:
-            near = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else f" (known: {', '.join(names)})"
-            raise ConfigError(f"unknown config key '{path}'{hint}")
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, f"{path}.")  # type: ignore[arg-type]
-        else:
-            kwargs[key] = _coerce(value, tp, path)
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    """Check/convert ``value`` to annotation ``tp`` (int, float, bool, str, X | None, list[X], dict)."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], path)
-    if origin is list:
-        if isinstance(value, str) and args and args[0] is str:
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{path}' must be a list, got {value!r}")
-        return [_coerce(v, args[0] if args else Any, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{path}' must be a mapping, got {value!r}")
-        return copy.deepcopy(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{path}' must be true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"config key '{path}' must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"config key '{path}' must be a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"config key '{path}' must be a number, got {value!r}")
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config key '{path}' must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"config key '{path}': unsupported type {tp}")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------- YAML, bases, overrides

@@ -10,19 +10,19 @@ and the data position from the newest checkpoint in ``run.out_dir``; on CPU with
 resumed run is bit-identical to an uninterrupted one. ``run.init_from`` instead initialises the
 task's matching tensors from another run's checkpoint (its EMA weights by default) and starts a
 fresh optimizer at step 0: that is how a stage hands over to the next.
+
+Pieces: :mod:`~mrt.train.optim` (AdamW, LR schedule), :mod:`~mrt.train.state` (checkpoint
+contents, resume, init_from), :mod:`~mrt.train.logging` (CSV, TensorBoard, progress bar),
+:mod:`~mrt.train.timelimit` (``run.time_limit_s``), :mod:`~mrt.train.signals` (Ctrl-C / SIGTERM).
 """
 
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
@@ -32,8 +32,10 @@ from torch.nn.parallel import DistributedDataParallel
 from mrt.data.batch import Batch
 from mrt.data.crops import CacheItemLike, TrainingCrops, make_loader
 from mrt.errors import ConfigError, MRTError
+from mrt.io import atomic_write_text
 from mrt.train import checkpoint as ck
-from mrt.train.config import TrainConfig, config_diff
+from mrt.train import state as run_state
+from mrt.train.config import TrainConfig
 from mrt.train.distributed import (
     DistInfo,
     any_rank,
@@ -44,31 +46,12 @@ from mrt.train.distributed import (
     shutdown_distributed,
 )
 from mrt.train.ema import EMA
-from mrt.train.logging import CSVLogger, MessageLog, RunningMean, TensorBoardLogger, merge_means
+from mrt.train.logging import MessageLog, StepLog
+from mrt.train.optim import make_optimizer, make_scheduler
+from mrt.train.signals import StopFlag, install_stop_handlers, restore_handlers
+from mrt.train.state import RunFacts, TrainState
 from mrt.train.task import TaskFactory, named_trainable_parameters
-
-# keys that may change between a checkpoint and its resumption without a warning
-_RESUME_FREE_KEYS = (
-    "run.resume",
-    "run.steps",
-    "run.stop_at",
-    "run.log_every",
-    "run.ckpt_every",
-    "run.keep_last",
-    "run.progress",
-    "run.tensorboard",
-    "run.threads",
-    "run.device",
-    "run.init_from",
-    "run.init_use_ema",
-    "data.num_workers",
-    "data.cache_dir",
-    "data.sources",
-    "data.taef2_dir",
-    "data.max_side",
-)
-_NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase, nn.LocalResponseNorm)
-_NO_DECAY_WORDS = ("token", "pos_emb")  # matched inside the last name component
+from mrt.train.timelimit import TimeBudget
 
 
 class TrainingInterrupted(MRTError):
@@ -86,18 +69,10 @@ class NonFiniteError(MRTError):
     """The loss or the gradient norm became NaN/inf."""
 
 
-def default_task_factory(cfg: TrainConfig) -> TaskFactory:
-    """``task: toy`` -> the built-in toy task; anything else -> ``mrt.train.tasks.build_task``."""
-    if cfg.task == "toy":
-        from mrt.train.toy import build_toy_task
+def default_task_factory() -> TaskFactory:
+    """The stage tasks' factory, :func:`mrt.train.tasks.build_task` (imported when first needed)."""
+    from mrt.train.tasks import build_task
 
-        return build_toy_task
-    try:
-        from mrt.train.tasks import build_task
-    except ModuleNotFoundError as exc:
-        if exc.name == "mrt.train.tasks":
-            raise ConfigError(f"task {cfg.task!r}: no task factory (mrt.train.tasks is not installed)") from None
-        raise
     return build_task
 
 
@@ -112,54 +87,6 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
     return torch.device("cpu")
 
 
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
-    """Multiplier of the base LR for 0-based step ``step``: linear warmup, then cosine or constant."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def param_groups(task: nn.Module, named: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict[str, Any]]:
-    """Two AdamW groups: with decay (matrices/kernels) and without (biases, norms, embeddings, tokens).
-
-    No decay for: parameters with ``ndim <= 1`` (biases, norm gains, per-channel vectors such as the
-    RWKV decay/bonus); parameters of norm layers and ``nn.Embedding``; parameters whose own name
-    (last dotted component) contains ``token`` or ``pos_emb`` (learned latent/mask tokens, position
-    embeddings); full names in the task's optional ``no_weight_decay()`` set.
-    """
-    owner: dict[int, nn.Module] = {}
-    for mod in task.modules():
-        for p in mod.parameters(recurse=False):
-            owner[id(p)] = mod
-    extra = set(getattr(task, "no_weight_decay", lambda: set())())
-    decay, no_decay = [], []
-    for name, p in named:
-        leaf = name.rsplit(".", 1)[-1].lower()
-        skip = (
-            p.ndim <= 1
-            or isinstance(owner.get(id(p)), (*_NORM_TYPES, nn.Embedding))
-            or any(w in leaf for w in _NO_DECAY_WORDS)
-            or name in extra
-        )
-        (no_decay if skip else decay).append(p)
-    groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay})
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
-
-
-@dataclass
-class _StopFlag:
-    requested: bool = False
-    signum: int = 0
-    since: float = 0.0
-
-
 def train(
     cfg: TrainConfig,
     task_factory: TaskFactory | None = None,
@@ -168,13 +95,13 @@ def train(
     """Train ``cfg``; return the path of the last checkpoint written (the final one).
 
     ``task_factory(cfg) -> nn.Module`` overrides the default (``mrt.train.tasks.build_task``);
-    ``items`` overrides the cache (tests pass :func:`mrt.data.synthetic.synthetic_items`).
+    ``items`` overrides the cache (the tests pass synthetic items).
     Entry point: sets the torch thread count from ``run.threads`` and joins the process group
     when launched by torchrun. Raises :class:`TrainingInterrupted` after saving on SIGINT/SIGTERM.
     """
     cfg.validate()
     if not cfg.task:
-        raise ConfigError("config key 'task' is required (stage0, stage1, stage2, ... or toy)")
+        raise ConfigError("config key 'task' is required (stage0, stage1 or stage2)")
     if not cfg.run.out_dir:
         raise ConfigError("config key 'run.out_dir' is required")
     if cfg.run.threads > 0:
@@ -185,10 +112,15 @@ def train(
         torch.cuda.set_device(device)
     created = init_distributed(info, device)
     try:
-        trainer = _Trainer(cfg, info, device, task_factory or default_task_factory(cfg), items)
+        trainer = _Trainer(cfg, info, device, task_factory or default_task_factory(), items)
         return trainer.run()
     finally:
         shutdown_distributed(created)
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """Seed of a rank's training-time randomness (distinct per rank, fixed per run)."""
+    return (seed * 1_000_003 + 7919 * (rank + 1)) % (2**63 - 1)
 
 
 class _Trainer:
@@ -209,8 +141,9 @@ class _Trainer:
         self.items = items
         self.out_dir = Path(cfg.run.out_dir)
         self.log = MessageLog(None, enabled=info.is_main)
-        self.stop = _StopFlag()
+        self.stop = StopFlag()
         self.elapsed_before = 0.0
+        self.schedule_total = cfg.run.steps  # the LR schedule's end; run.time_limit_s may shorten it
         # the code this process runs: taken once at start, not at each save (the checkout may move)
         self.git_rev, self.git_dirty = ck.git_info() if info.is_main else ("", None)
 
@@ -250,43 +183,10 @@ class _Trainer:
             )
         return ds
 
-    def _init_from(self, task: nn.Module) -> None:
-        if str(self.cfg.run.init_from).endswith(".mrtm"):
-            self._init_from_model_file(task, Path(str(self.cfg.run.init_from)))
-            return
-        path = ck.resolve_checkpoint(self.cfg.run.init_from)  # type: ignore[arg-type]
-        src = ck.load_checkpoint(path)
-        state = ck.task_weights(src, use_ema=self.cfg.run.init_use_ema)
-        report = ck.load_matching(task, state)
-        which = "EMA" if self.cfg.run.init_use_ema and src.get("ema_state") is not None else "raw"
-        self.log(f"init_from {path} (task {src.get('task')!r}, step {src.get('step')}, {which} weights): {report.summary()}")
-        if not report.loaded:
-            raise MRTError(f"init_from {path}: no tensor of that checkpoint matches this task")
-
-    def _init_from_model_file(self, task: nn.Module, path: Path) -> None:
-        """Fine-tune a released model: its weights initialise the task's ``model.*`` tensors."""
-        from mrt.models.modelfile import load_model_file
-
-        model, info, _ = load_model_file(path)
-        state = {f"model.{k}": v for k, v in model.state_dict().items()}
-        report = ck.load_matching(task, state)
-        self.log(f"init_from model file {path} ({info.default_variant}): {report.summary()}")
-        if not report.loaded:
-            raise MRTError(f"init_from {path}: no tensor of that model file matches this task")
-
-    # ------------------------------------------------------------------ main
-
-    def run(self) -> Path:
-        cfg, info, device = self.cfg, self.info, self.device
-        resume_path = self._find_resume()
-        barrier()  # every rank has looked at out_dir before rank 0 writes into it
-        if info.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.log = MessageLog(self.out_dir / "train.log", enabled=True)
-            (self.out_dir / "config.yaml").write_text(cfg.to_yaml())
-        dataset = self._load_data()
-
-        ck.seed_everything(cfg.run.seed)  # identical initialisation on every rank
+    def _build(self) -> TrainState:
+        """The task (identically initialised on every rank), its optimizer, schedule and EMA."""
+        cfg, device = self.cfg, self.device
+        ck.seed_everything(cfg.run.seed)
         task = self.factory(cfg)
         if not isinstance(task, nn.Module):
             raise MRTError(f"task factory returned {type(task).__name__}, not an nn.Module")
@@ -297,75 +197,63 @@ class _Trainer:
             raise MRTError(f"task {cfg.task!r} has no trainable parameters")
         n_train = sum(p.numel() for _, p in named)
         n_all = sum(p.numel() for p in task.parameters())
-        self.log(f"task {cfg.task}: {n_train:,} trainable / {n_all:,} parameters; device {device}, world {info.world_size}")
-
-        o = cfg.optim
-        optimizer = torch.optim.AdamW(
-            param_groups(task, named, o.weight_decay), lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps
-        )
-        self.schedule_total = cfg.run.steps  # shortened by run.time_limit_s (see _fit_time_limit)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, o.warmup_steps, self.schedule_total, o.schedule, o.min_lr_ratio)
-        )
+        self.log(f"task {cfg.task}: {n_train:,} trainable / {n_all:,} parameters; "
+                 f"device {device}, world {self.info.world_size}")
+        optimizer = make_optimizer(task, named, cfg.optim)
+        scheduler = make_scheduler(optimizer, cfg.optim, lambda: self.schedule_total)
         ema = EMA(named, cfg.run.ema_decay, cfg.run.ema_start) if cfg.run.ema_decay is not None else None
+        return TrainState(task, task, named, optimizer, scheduler, ema)
 
+    def _wrap_ddp(self, st: TrainState) -> None:
+        if self.info.enabled:
+            st.model = DistributedDataParallel(
+                st.task,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.cfg.run.find_unused_parameters,
+            )
+
+    # ------------------------------------------------------------------ main
+
+    def run(self) -> Path:
+        cfg, info = self.cfg, self.info
+        resume_path = self._find_resume()
+        barrier()  # every rank has looked at out_dir before rank 0 writes into it
+        if info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.log = MessageLog(self.out_dir / "train.log", enabled=True)
+            atomic_write_text(self.out_dir / "config.yaml", cfg.to_yaml(), force=True)
+        dataset = self._load_data()
+        st = self._build()
         start_step = 0
         if resume_path is not None:
-            start_step = self._resume(resume_path, task, optimizer, scheduler, ema)
+            start_step = self._resume(resume_path, st)
         else:
             if cfg.run.resume:
                 self.log(f"run.resume=true but {self.out_dir} has no checkpoint: starting at step 0")
             if cfg.run.init_from:
-                self._init_from(task)
-                if ema is not None:
-                    ema.update(0)  # averages start from the initialised weights
+                run_state.init_from(st.task, str(cfg.run.init_from), cfg.run.init_use_ema, self.log)
+                if st.ema is not None:
+                    st.ema.update(0)  # averages start from the initialised weights
             ck.seed_everything(_rank_seed(cfg.run.seed, info.rank))
-
-        model: nn.Module = task
-        if info.enabled:
-            model = DistributedDataParallel(
-                task,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=cfg.run.find_unused_parameters,
-            )
-
+        self._wrap_ddp(st)
         steps = cfg.run.steps
         end_step = steps if cfg.run.stop_at is None else min(steps, cfg.run.stop_at)
         if start_step >= end_step:
             if resume_path is not None:
                 self.log(f"nothing to do: checkpoint step {start_step} >= {end_step}")
                 return resume_path
-            return self._save(start_step, task, optimizer, scheduler, ema)
-        return self._loop(model, task, named, optimizer, scheduler, ema, dataset, start_step, end_step, resume_path)
+            return self._save(start_step, st)
+        return self._loop(st, dataset, start_step, end_step, resume_path)
 
-    def _resume(
-        self,
-        path: Path,
-        task: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        ema: EMA | None,
-    ) -> int:
+    def _resume(self, path: Path, st: TrainState) -> int:
         cfg, info = self.cfg, self.info
         state = ck.load_checkpoint(path)
         if "optimizer" not in state:
             raise ConfigError(f"cannot resume {path}: it is a weights-only (slim) checkpoint; use run.init_from")
-        old_cfg = state.get("config", {})
-        diff = [k for k in config_diff(old_cfg, cfg.to_dict()) if k not in _RESUME_FREE_KEYS]
-        hard = [k for k in diff if k == "task" or k.startswith("model.")]
-        if hard:
-            raise ConfigError(f"cannot resume {path}: the config changed {', '.join(hard)}")
+        diff = run_state.resume_changes(path, state.get("config", {}), cfg)
         if diff:
             self.log(f"warning: resuming with changed config keys: {', '.join(diff)}")
-        task.load_state_dict(state["task_state"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            if state.get("ema_state") is not None:
-                ema.load_state_dict(state["ema_state"])
-            else:
-                self.log("warning: checkpoint has no EMA; averages restart from the current weights")
-                ema.update(0)
+        run_state.restore(state, st, self.log)
         rng = state.get("rng") or []
         if state.get("world_size", 1) != info.world_size:
             self.log(f"warning: checkpoint world size {state.get('world_size')} != {info.world_size}: "
@@ -382,273 +270,126 @@ class _Trainer:
         self.log(f"resumed from {path} at step {step}")
         return step
 
-    # ------------------------------------------------------------------ checkpoints
-
-    def _save(
-        self,
-        step: int,
-        task: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        ema: EMA | None,
-        elapsed: float = 0.0,
-    ) -> Path:
+    def _save(self, step: int, st: TrainState, elapsed: float = 0.0) -> Path:
         """Collective: every rank contributes its RNG state and parameter digest; rank 0 writes."""
-        cfg, info = self.cfg, self.info
-        named = named_trainable_parameters(task)
+        info = self.info
+        named = named_trainable_parameters(st.task)
         rng_all = gather_objects(ck.capture_rng_state())
         digests = gather_objects(ck.params_digest([(n, p) for n, p in named]) if info.enabled else None)
         path = ck.checkpoint_path(self.out_dir, step)
         if info.is_main:
             if info.enabled and len(set(digests)) > 1:
                 self.log(f"WARNING: DDP replicas differ at step {step}: {digests}")
-            rev, dirty = self.git_rev, self.git_dirty
-            payload = {
-                "format": "mrt-train",
-                "version": 1,
-                "step": step,
-                "task": cfg.task,
-                "task_state": {k: v.detach().cpu() for k, v in task.state_dict().items()},
-                "ema_state": ema.state_dict() if ema is not None else None,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": rng_all,
-                "data": {
-                    "seed": cfg.run.seed,
-                    "next_step": step,
-                    "batch_size": cfg.data.batch_size,
-                    "world_size": info.world_size,
-                },
-                "world_size": info.world_size,
-                "elapsed_s": self.elapsed_before + elapsed,
-                "schedule_total": self.schedule_total,
-                "replica_sha256": digests if info.enabled else None,
-                "config": cfg.to_dict(),
-                "git_rev": rev,
-                "git_dirty": dirty,
-                "torch_version": str(torch.__version__),
-                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-            ck.save_checkpoint(path, payload)
-            for old in ck.prune_checkpoints(self.out_dir, cfg.run.keep_last):
+            facts = RunFacts(info.world_size, self.elapsed_before + elapsed, self.schedule_total,
+                             self.git_rev, self.git_dirty)
+            replicas = digests if info.enabled else None
+            ck.save_checkpoint(path, run_state.checkpoint_payload(self.cfg, step, st, rng_all, replicas, facts))
+            for old in ck.prune_checkpoints(self.out_dir, self.cfg.run.keep_last):
                 self.log(f"removed old checkpoint {old.name}")
         return path
 
-    # ------------------------------------------------------------------ signals
-
-    def _install_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            now = time.monotonic()
-            if self.stop.requested:
-                # a second Ctrl-C aborts without a checkpoint; the copy torchrun relays right after the
-                # terminal's own SIGINT (same key press) must not count as a second one
-                if signum == signal.SIGINT and now - self.stop.since > 2.0:
-                    raise KeyboardInterrupt
-                return
-            self.stop.requested = True
-            self.stop.signum = signum
-            self.stop.since = now
-            self.log(f"signal {signal.Signals(signum).name}: finishing the step, then saving a checkpoint "
-                     "(Ctrl-C again to abort without saving)")
-
-        old = {}
-        for s in (signal.SIGINT, signal.SIGTERM):
-            old[s] = signal.signal(s, handler)
-        return old
-
-    @staticmethod
-    def _restore_signals(old: dict[int, Any]) -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    # ------------------------------------------------------------------ time limit
-
-    _CALIB_SKIP = 5  # first steps of a run (allocator, autotuning) are not timed
-    _CALIB_STEPS = 20  # timed steps before the first estimate
-    _REFIT_EVERY = 200  # steps between later estimates
-
-    def _fit_time_limit(
-        self, step: int, end_step: int, max_end: int, t_start: float, t_calib: float, n_timed: int
-    ) -> int:
-        """New end step so that the loop ends inside ``run.time_limit_s`` (rank 0 decides for all).
-
-        Uses the mean step time since ``t_calib`` (``n_timed`` steps); never beyond ``max_end`` (the
-        end the data loader was built for) nor below the current step + 1. The cosine schedule is re-targeted to the new end.
-        """
-        limit = self.cfg.run.time_limit_s
-        assert limit is not None
-        now = time.perf_counter()
-        per_step = (now - t_calib) / max(1, n_timed)
-        remaining = limit - self.elapsed_before - (now - t_start)  # the budget spans resumed invocations
-        proposal = step + max(1, int(remaining / max(per_step, 1e-9)))
-        proposal = gather_objects(proposal)[0]  # every rank takes rank 0's decision
-        new_end = max(step + 1, min(max_end, proposal))
-        if new_end != end_step:
-            self.log(f"time limit {limit:.0f} s: {per_step:.3f} s/step -> ending at step {new_end}")
-        self.schedule_total = new_end
-        return new_end
-
     # ------------------------------------------------------------------ loop
 
+    def _step(
+        self, st: TrainState, batch: Batch, step: int, autocast: AbstractContextManager[Any]
+    ) -> tuple[Any, float, float]:
+        """Forward, backward, clip, optimizer and schedule step: (task output, loss, grad norm)."""
+        with autocast:
+            out = st.model(batch, step)
+        loss = getattr(out, "total", None)
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            raise MRTError(f"task forward must return LossOutput(total=<scalar tensor>, logs), got {type(out).__name__}")
+        st.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for _, p in st.named]
+        clip = self.cfg.optim.grad_clip or 0.0
+        if clip > 0:
+            gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
+        else:
+            grads = [p.grad for p in params if p.grad is not None]
+            gnorm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        loss_value = float(loss.detach())
+        gnorm_value = float(gnorm)
+        if not (math.isfinite(loss_value) and math.isfinite(gnorm_value)):
+            raise NonFiniteError(
+                f"non-finite loss ({loss_value}) or gradient norm ({gnorm_value}) at step {step}; "
+                f"last checkpoint: {ck.latest_checkpoint(self.out_dir)}"
+            )
+        st.optimizer.step()
+        st.scheduler.step()
+        return out, loss_value, gnorm_value
+
+    def _next_batch(self, it: Iterator[Batch]) -> Batch | None:
+        """The next batch on the device; ``None`` when the stream ended or a worker died on Ctrl-C."""
+        try:
+            batch = next(it)
+        except StopIteration:  # pragma: no cover - the sampler yields exactly end-start batches
+            return None
+        except Exception:
+            if self.stop.requested:  # a worker died on the same Ctrl-C
+                return None
+            raise
+        return batch.to(self.device, non_blocking=True)
+
     def _loop(
-        self,
-        model: nn.Module,
-        task: nn.Module,
-        named: list[tuple[str, nn.Parameter]],
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        ema: EMA | None,
-        dataset: TrainingCrops,
-        start_step: int,
-        end_step: int,
-        resume_path: Path | None,
+        self, st: TrainState, dataset: TrainingCrops, start_step: int, end_step: int, resume_path: Path | None
     ) -> Path:
         cfg, info, device = self.cfg, self.info, self.device
-        params = [p for _, p in named]
         loader = make_loader(
-            dataset,
-            cfg.data.batch_size,
-            start_step,
-            end_step,
-            rank=info.rank,
-            world_size=info.world_size,
-            num_workers=cfg.data.num_workers,
-            pin_memory=device.type == "cuda",
+            dataset, cfg.data.batch_size, start_step, end_step, rank=info.rank, world_size=info.world_size,
+            num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda",
             seed=_rank_seed(cfg.run.seed, info.rank),
-        )
-        csv_log = tb = None
-        if info.is_main:
-            resumed_at = start_step if resume_path is not None else None
-            csv_log = CSVLogger(self.out_dir / "metrics.csv", resume_step=resumed_at)
-            tb = TensorBoardLogger(self.out_dir / "tb", purge_step=resumed_at, enabled=cfg.run.tensorboard)
-        pbar = None
-        if info.is_main and cfg.run.progress:
-            from tqdm import tqdm
-
-            pbar = tqdm(total=end_step, initial=start_step, desc=cfg.task, unit="step", dynamic_ncols=True)
-        on_step_end: Callable[[int], None] | None = getattr(task, "on_step_end", None)
-        autocast = (
-            torch.autocast(device_type=device.type, dtype=torch.bfloat16) if cfg.run.bf16 else nullcontext()
-        )
-        clip = cfg.optim.grad_clip or 0.0
+        )  # fmt: skip
+        steplog = StepLog(self.out_dir, info.is_main, start_step, end_step, resume_path is not None, cfg.task,
+                          cfg.run.progress, cfg.run.tensorboard)  # fmt: skip
+        on_step_end: Callable[[int], None] | None = getattr(st.task, "on_step_end", None)
+        autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if cfg.run.bf16 else nullcontext()
         images_per_step = cfg.data.batch_size * info.world_size
-        meter = RunningMean()
-        t_start = t_last = time.perf_counter()
-        t_calib, calib_from = t_start, None  # time-limit calibration window
-        max_end = end_step
-        if cfg.run.time_limit_s is not None and resume_path is not None:
-            end_step = max(start_step + 1, min(max_end, self.schedule_total))  # continue the fitted schedule
-        steps_since_log = 0
+        t_start = time.perf_counter()
+        steplog.start(t_start)
+        budget = None
+        if cfg.run.time_limit_s is not None:
+            budget = TimeBudget(cfg.run.time_limit_s, self.elapsed_before, start_step, end_step, t_start, self.log)
+            if resume_path is not None:  # continue the fitted schedule
+                end_step = max(start_step + 1, min(end_step, self.schedule_total))
         last_path: Path | None = None
         step = start_step
-        old_handlers = self._install_signals()
+        old_handlers = install_stop_handlers(self.stop, self.log)
         it = iter(loader)
         try:
             while step < end_step:
-                try:
-                    batch: Batch = next(it)
-                except StopIteration:  # pragma: no cover - the sampler yields exactly end-start batches
+                batch = self._next_batch(it)
+                if batch is None:
                     break
-                except Exception:
-                    if self.stop.requested:  # a worker died on the same Ctrl-C
-                        break
-                    raise
-                batch = batch.to(device, non_blocking=True)
-                lr_used = optimizer.param_groups[0]["lr"]
-                with autocast:
-                    out = model(batch, step)
-                loss = getattr(out, "total", None)
-                if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-                    raise MRTError(f"task forward must return LossOutput(total=<scalar tensor>, logs), got {type(out).__name__}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip > 0:
-                    gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
-                else:
-                    grads = [p.grad for p in params if p.grad is not None]
-                    gnorm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-                loss_value = float(loss.detach())
-                gnorm_value = float(gnorm)
-                if not (math.isfinite(loss_value) and math.isfinite(gnorm_value)):
-                    raise NonFiniteError(
-                        f"non-finite loss ({loss_value}) or gradient norm ({gnorm_value}) at step {step}; "
-                        f"last checkpoint: {ck.latest_checkpoint(self.out_dir)}"
-                    )
-                optimizer.step()
-                scheduler.step()
+                lr_used = st.optimizer.param_groups[0]["lr"]
+                out, loss_value, gnorm_value = self._step(st, batch, step, autocast)
                 step += 1
-                if ema is not None:
-                    ema.update(step)
+                if st.ema is not None:
+                    st.ema.update(step)
                 if on_step_end is not None:
                     on_step_end(step - 1)
-                if cfg.run.time_limit_s is not None:
-                    done = step - start_step
-                    if done == self._CALIB_SKIP:
-                        t_calib, calib_from = time.perf_counter(), step
-                    elif calib_from is not None and (
-                        step - calib_from == self._CALIB_STEPS or (step - calib_from) % self._REFIT_EVERY == 0
-                    ):
-                        end_step = self._fit_time_limit(step, end_step, max_end, t_start, t_calib, step - calib_from)
-                        if pbar is not None:
-                            pbar.total = end_step
-                            pbar.refresh()
-                meter.add({"loss": loss_value, "grad_norm": gnorm_value, **out.logs})
-                steps_since_log += 1
-                if pbar is not None:
-                    pbar.update(1)
-
+                new_end = budget.after_step(step, end_step) if budget is not None else None
+                if new_end is not None:
+                    end_step = self.schedule_total = new_end
+                    steplog.set_total(end_step)
+                steplog.add({"loss": loss_value, "grad_norm": gnorm_value, **out.logs})
                 if step % cfg.run.log_every == 0 or step == end_step:
-                    means = merge_means(gather_objects(meter.state()))
-                    now = time.perf_counter()
-                    ips = steps_since_log * images_per_step / max(now - t_last, 1e-9)
-                    t_last, steps_since_log = now, 0
-                    meter.reset()
-                    if info.is_main:
-                        row = {
-                            "step": step,
-                            "time": round(self.elapsed_before + now - t_start, 3),
-                            "lr": lr_used,
-                            "img_per_s": ips,
-                        }
-                        row.update(means)
-                        assert csv_log is not None and tb is not None
-                        csv_log.log(row)
-                        tb.log(step, {k: float(v) for k, v in row.items() if k not in ("step", "time")})
-                        if pbar is not None:
-                            post = {"loss": f"{means.get('loss', float('nan')):.4g}"}
-                            if "bpp" in means:
-                                post["bpp"] = f"{means['bpp']:.4f}"
-                            post["img/s"] = f"{ips:.1f}"
-                            pbar.set_postfix(post, refresh=False)
-
+                    steplog.report(step, lr_used, images_per_step, self.elapsed_before)
                 stop_now = any_rank(self.stop.requested, device) if info.enabled else self.stop.requested
                 if step % cfg.run.ckpt_every == 0 or step == end_step or stop_now:
-                    last_path = self._save(
-                        step, task, optimizer, scheduler, ema, elapsed=time.perf_counter() - t_start
-                    )
+                    last_path = self._save(step, st, elapsed=time.perf_counter() - t_start)
                 if stop_now:
                     self.stop.requested = True
                     break
             if self.stop.requested:
                 if last_path is None or not last_path.name.endswith(f"{step:08d}.pt"):
-                    last_path = self._save(step, task, optimizer, scheduler, ema, time.perf_counter() - t_start)
+                    last_path = self._save(step, st, time.perf_counter() - t_start)
                 raise TrainingInterrupted(last_path, step)
         finally:
-            self._restore_signals(old_handlers)
-            if pbar is not None:
-                pbar.close()
-            if tb is not None:
-                tb.close()
+            restore_handlers(old_handlers)
+            steplog.close()
             del it
         barrier()
         assert last_path is not None
         self.log(f"done: step {step}, checkpoint {last_path}")
         return last_path
-
-
-def _rank_seed(seed: int, rank: int) -> int:
-    """Seed of a rank's training-time randomness (distinct per rank, fixed per run)."""
-    return (seed * 1_000_003 + 7919 * (rank + 1)) % (2**63 - 1)

@@ -15,7 +15,6 @@ Every task is an ``nn.Module`` whose ``forward(batch, step)`` returns a ``LossOu
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +24,14 @@ from torch import nn
 
 from mrt.data.batch import Batch
 from mrt.errors import ConfigError
-from mrt.models.codec_model import MRTCodecModel
-from mrt.models.config import MRTConfig, _from_dict
+from mrt.models.codec_model import CodecOutput, MRTCodecModel
+from mrt.models.config import MRTConfig
 from mrt.models.generator import TargetAutoencoder
+from mrt.models.rcm import Step
 from mrt.models.taef2 import load_taef2
 from mrt.train.checkpoint import export_weights, load_checkpoint
-from mrt.train.config import TrainConfig
+from mrt.train.config import TaskArgs, TrainConfig
 from mrt.train.task import LossOutput, Task
-
-
-@dataclass(frozen=True)
-class TaskArgs:
-    """Loss weights and stage inputs (``task_args`` in the YAML). Unused fields are ignored by a stage."""
-
-    taef2_dir: str = "../shared/pretrained/taef2"
-    init_taef2: bool = True  # load the pretrained TAEF2 weights (False: from-scratch pixel generator)
-    stage0: str | None = None  # stage-0 checkpoint (stage 1)
-    stage1: str | None = None  # stage-1 checkpoint (stage 2)
-    w_latent: float = 1.0
-    w_ce: float = 1.0
-    w_rate: float = 0.0  # weight of bpp in the loss
-    w_pixel: float = 0.0  # MSE on pixels
-    w_preview: float = 0.0  # stage 1/2: MSE of the decoder's 1/4-resolution RGB preview (needs pixels)
-    w_lpips: float = 0.0
-    w_dists: float = 0.0
-    w_adv: float = 0.0  # stage 0/2: hinge GAN generator term (a patch discriminator is trained when > 0)
-    adv_start: int = 0  # first step of the generator term (the discriminator trains from step 0)
-    disc_width: int = 64
-    k_choices: list[int] = field(default_factory=list)  # tokens per window sampled per step ([] = all)
-    rate_steps: int = 0  # RCM steps evaluated per training step (0 = all; else a random subset, rescaled)
-    train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
-    train_latent_decoder: bool = True  # stage 1: train the generator's latent decoder with the MRT
-    rate_to_encoder: bool = False  # let the rate gradient reach the encoder (through LFQ's straight-through)
-
-    @classmethod
-    def parse(cls, d: dict[str, Any]) -> "TaskArgs":
-        return _from_dict(cls, d)
 
 
 def _psnr_log(mse: torch.Tensor) -> float:
@@ -170,21 +141,21 @@ class _CodecTask(Task):
             return self.cfg.n_tokens
         return random.Random(step * 7919 + 17).choice(self.args.k_choices)
 
-    def preview_loss(self, feats: torch.Tensor, rows: int, cols: int, batch: Batch) -> torch.Tensor:
+    def preview_loss(self, out: CodecOutput, batch: Batch) -> torch.Tensor:
         """MSE of the decoder's 1/4-resolution RGB preview against the 4x4-pooled pixels (0 without pixels)."""
         if self.args.w_preview <= 0:
-            return feats.new_zeros(())
+            return out.features.new_zeros(())
         assert batch.pixels is not None, "w_preview needs data.with_pixels: true"
         target = F.avg_pool2d(batch.pixels, 4)
-        return F.mse_loss(self.model.decoder.preview(feats, rows, cols).float(), target)
+        geo = out.geometry
+        return F.mse_loss(self.model.decoder.preview(out.features, geo.rows, geo.cols).float(), target)
 
-    def rate(self, tokens_pm1: torch.Tensor, step: int) -> torch.Tensor:
-        """Bits per image [B]: exact (all steps) or an unbiased estimate from a random subset."""
+    def rate_steps(self, step: int) -> list[Step] | None:
+        """RCM steps whose rate is computed at this training step: all (None) or a seeded random subset."""
         rcm = self.model.rcm
         if self.args.rate_steps <= 0 or self.args.rate_steps >= rcm.n_steps:
-            return rcm.rate_bits(tokens_pm1)
-        chosen = random.Random(step * 104729 + 3).sample(rcm.steps(), self.args.rate_steps)
-        return rcm.rate_bits(tokens_pm1, chosen) * (rcm.n_steps / len(chosen))
+            return None
+        return random.Random(step * 104729 + 3).sample(rcm.steps(), self.args.rate_steps)
 
 
 class Stage1Task(_CodecTask):
@@ -210,21 +181,12 @@ class Stage1Task(_CodecTask):
         latents = batch.latents
         k = self.sample_k(step)
         targets = self.target_encoder.targets(latents).float()  # [B, bits, h/2, w/2] in {0,1}
-        tokens = self.model.quantize(latents, k)
-        cells = self.cfg.window // 8
-        rows, cols = latents.shape[-2] // cells, latents.shape[-1] // cells
-        feats = self.model.decoder.features(tokens.quantized)
-        logits = self.model.decoder.logits(feats, rows, cols)
-        ce = F.binary_cross_entropy_with_logits(logits.float(), targets)
-        preview = self.preview_loss(feats, rows, cols, batch)
-        latent_pred = self.model.synthesize_latent(self.model.codes_from_logits(logits))
-        latent_mse = F.mse_loss(latent_pred.float(), latents)
-        # The rate trains the RCM; by default it does not reach the encoder: through the
-        # straight-through estimator it would only push the tokens towards predictable (collapsed)
-        # codes. Rate points come from the number of tokens per window.
-        rate_input = tokens.quantized if self.args.rate_to_encoder else tokens.quantized.detach()
-        bits = self.rate(rate_input, step)
-        bpp = bits / (latents.shape[-2] * latents.shape[-1] * 64)
+        out = self.model(latents, k, rate_steps=self.rate_steps(step), rate_to_encoder=self.args.rate_to_encoder)
+        ce = F.binary_cross_entropy_with_logits(out.target_logits.float(), targets)
+        preview = self.preview_loss(out, batch)
+        latent_mse = F.mse_loss(out.latent_pred.float(), latents)
+        bpp = out.bpp
+        tokens = out.tokens
         total = (
             self.args.w_ce * ce
             + self.args.w_preview * preview
@@ -234,14 +196,14 @@ class Stage1Task(_CodecTask):
             + tokens.commit_loss
         )
         with torch.no_grad():
-            acc = ((logits > 0).float() == targets).float().mean()
+            acc = ((out.target_logits > 0).float() == targets).float().mean()
         logs = {
             "ce": float(ce.detach()),
             "bit_acc": float(acc),
             "latent_mse": float(latent_mse.detach()),
             "preview_psnr": _psnr_log(preview),
             "bpp": float(bpp.mean().detach()),
-            "bits_per_token": float(bits.mean().detach()) / (tokens.bits.shape[1] * k),
+            "bits_per_token": float(out.rate_bits.mean().detach()) / (tokens.bits.shape[1] * k),
             "k": float(k),
         }
         return LossOutput(total, logs)
@@ -268,23 +230,17 @@ class Stage2Task(_CodecTask):
         assert batch.latents is not None, "stage2 needs latents (data.with_latents: true)"
         latents = batch.latents
         k = self.sample_k(step)
-        with torch.no_grad():
-            tokens = self.model.quantize(latents, k).quantized.detach()
-        cells = self.cfg.window // 8
-        rows, cols = latents.shape[-2] // cells, latents.shape[-1] // cells
-        feats = self.model.decoder.features(tokens)
-        logits = self.model.decoder.logits(feats, rows, cols)
-        preview = self.preview_loss(feats, rows, cols, batch)
-        latent_pred = self.model.synthesize_latent(self.model.codes_from_logits(logits))
-        latent_mse = F.mse_loss(latent_pred.float(), latents)
-        bits = self.rate(tokens, step)
-        bpp = bits / (latents.shape[-2] * latents.shape[-1] * 64)
+        pixel_terms = self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None or self.disc is not None
+        out = self.model(latents, k, with_pixels=pixel_terms, rate_steps=self.rate_steps(step), train_encoder=False)
+        preview = self.preview_loss(out, batch)
+        latent_mse = F.mse_loss(out.latent_pred.float(), latents)
+        bpp = out.bpp
         total = self.args.w_latent * latent_mse + self.args.w_preview * preview + self.args.w_rate * bpp.mean()
         logs = {"latent_mse": float(latent_mse.detach()), "bpp": float(bpp.mean().detach()), "k": float(k)}
-        if self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None or self.disc is not None:
+        if pixel_terms:
             assert batch.pixels is not None, "pixel losses need data.with_pixels: true"
-            recon = self.model.generator.rgb_decoder(latent_pred)
-            total = total + _pixel_losses(self, recon, batch.pixels, logs, step)
+            assert out.recon is not None
+            total = total + _pixel_losses(self, out.recon, batch.pixels, logs, step)
         return LossOutput(total, logs)
 
 
@@ -292,16 +248,17 @@ STAGES: dict[str, type[Task]] = {"stage0": Stage0Task, "stage1": Stage1Task, "st
 
 
 def build_task(cfg: TrainConfig) -> nn.Module:
-    """The task named by ``cfg.task`` with its model config and arguments validated."""
+    """The task named by ``cfg.task``, built from the config's (typed, checked) model and task arguments."""
     if cfg.task not in STAGES:
         raise ConfigError(f"unknown task {cfg.task!r}; choose one of {', '.join(STAGES)}")
-    model_cfg = MRTConfig.from_dict(dict(cfg.model))
-    args = TaskArgs.parse(dict(cfg.task_args))
-    return STAGES[cfg.task](model_cfg, args)  # type: ignore[call-arg]
+    return STAGES[cfg.task](cfg.model, cfg.task_args)  # type: ignore[call-arg]
 
 
 def codec_model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[MRTCodecModel, dict[str, Any]]:
-    """The codec model of a stage-1/2 checkpoint (EMA weights by default) and its resolved config."""
+    """The codec model of a stage-1/2 checkpoint (EMA weights by default) and the config dict it stores.
+
+    Missing ``model`` keys (older checkpoints stored only the keys the YAML set) take their defaults.
+    """
     config = load_checkpoint(path)["config"]
     if config.get("task") not in ("stage1", "stage2"):
         raise ConfigError(f"{path} is a {config.get('task')!r} checkpoint; release needs stage1 or stage2")

@@ -1,18 +1,22 @@
-"""Synthetic cache items for tests: random smooth images and fake latents (no TAEF2, no ../shared)."""
+"""Synthetic cache items for tests and benchmarks: random smooth images and fake latents.
+
+No TAEF2 and no ``../shared``: the pixels are smooth random colours, and the latents carry the
+8x8 pixel means in channels 0-2 (so that crop alignment can be checked) and smooth noise elsewhere.
+Importable from the tests (``from _synthetic import synthetic_items``) and, with ``tests/`` on
+``sys.path``, from the benchmarks.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mrt.data.cache import ALIGN, CacheItem, _save_npy_atomic
+from mrt.data.cache import ALIGN, CacheItem, save_npy, write_manifest
+from mrt.models.taef2 import LATENT_CHANNELS
 
-LATENT_CHANNELS = 32
 
 def synthetic_items(n: int, h: int, w: int, seed: int = 0, flips: bool = False) -> list[CacheItem]:
     """``n`` random smooth images with matching fake latents, for tests (no TAEF2, no files).
@@ -59,14 +63,12 @@ def write_cache(items: Sequence[CacheItem], cache_dir: str | Path, latent_hash: 
     (cache_dir / "items").mkdir(parents=True, exist_ok=True)
     entries = []
     for it in items:
-        _save_npy_atomic(cache_dir / "items" / f"{it.key}.pix.npy", np.ascontiguousarray(it.pixels))
+        save_npy(cache_dir / "items" / f"{it.key}.pix.npy", np.ascontiguousarray(it.pixels))
         if it.latent is not None and latent_hash is not None:
-            _save_npy_atomic(cache_dir / "items" / f"{it.key}.lat.npy", np.ascontiguousarray(it.latent))
+            save_npy(cache_dir / "items" / f"{it.key}.lat.npy", np.ascontiguousarray(it.latent))
             if it.latent_flip is not None:
-                _save_npy_atomic(cache_dir / "items" / f"{it.key}.latflip.npy", np.ascontiguousarray(it.latent_flip))
+                save_npy(cache_dir / "items" / f"{it.key}.latflip.npy", np.ascontiguousarray(it.latent_flip))
         entries.append({"key": it.key, "source": f"<synthetic:{it.key}>"})
     manifest = {"version": 1, "taef2_encoder_sha256": latent_hash, "align": ALIGN, "max_side": None, "items": entries}
-    tmp = cache_dir / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, cache_dir / "manifest.json")
+    write_manifest(cache_dir, manifest)
     return cache_dir

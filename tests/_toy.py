@@ -1,9 +1,9 @@
-"""A tiny convolutional autoencoder task (``task: toy``) to smoke-test the training machinery.
+"""A tiny convolutional autoencoder task to test the training machinery without the stage tasks.
 
-Not a codec: it exists so that the loop, DDP, resume, the CLI and the tests run without the
-stage tasks. Input: ``batch.pixels`` when present, else ``batch.latents``; loss: MSE.
-``model`` keys: ``channels`` (default 8), ``noise`` (std of Gaussian input noise, default 0; it
-exercises the RNG state on resume).
+Not a codec: it lets the loop, DDP, resume, the command line and the tests run on synthetic
+crops in seconds. Input: ``batch.pixels`` when present, else ``batch.latents``; loss: MSE.
+Pass ``toy_factory(...)`` as the ``task_factory`` of :func:`mrt.train.loop.train` or
+:func:`mrt.train.command.main`; the config's ``task`` is then only a name (``toy``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from mrt.data.batch import Batch
-from mrt.errors import ConfigError
+from mrt.models.taef2 import LATENT_CHANNELS
 from mrt.train.config import TrainConfig
-from mrt.train.task import LossOutput, Task
+from mrt.train.task import LossOutput, Task, TaskFactory
 
 
 class ToyAutoencoderTask(Task):
-    """stride-2 conv -> GroupNorm -> GELU -> conv -> transposed conv back; MSE to the input."""
+    """stride-2 conv -> GroupNorm -> GELU -> conv -> transposed conv back; MSE to the input.
+
+    ``noise``: std of Gaussian input noise (exercises the RNG state on resume).
+    """
 
     def __init__(self, in_channels: int = 3, channels: int = 8, noise: float = 0.0) -> None:
         super().__init__()
@@ -41,13 +44,11 @@ class ToyAutoencoderTask(Task):
         return LossOutput(total=mse, logs={"mse": m, "psnr": -10.0 * math.log10(max(m, 1e-12))})
 
 
-def build_toy_task(cfg: TrainConfig) -> ToyAutoencoderTask:
-    """Task factory for ``task: toy``."""
-    allowed = {"channels", "noise"}
-    unknown = sorted(set(cfg.model) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown model key(s) for task 'toy': {', '.join(unknown)} (known: channels, noise)")
-    in_ch = 3 if cfg.data.with_pixels else 32
-    return ToyAutoencoderTask(
-        in_channels=in_ch, channels=int(cfg.model.get("channels", 8)), noise=float(cfg.model.get("noise", 0.0))
-    )
+def toy_factory(channels: int = 8, noise: float = 0.0) -> TaskFactory:
+    """A task factory building :class:`ToyAutoencoderTask` on pixels (``data.with_pixels``) or latents."""
+
+    def build(cfg: TrainConfig) -> ToyAutoencoderTask:
+        in_ch = 3 if cfg.data.with_pixels else LATENT_CHANNELS
+        return ToyAutoencoderTask(in_channels=in_ch, channels=channels, noise=noise)
+
+    return build
