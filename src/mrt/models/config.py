@@ -42,7 +42,7 @@ class TargetConfig:
     bits: int = 16
     dim: int = 128
     depth: int = 2
-    pixel_generator: Literal["taef2", "scratch"] = "taef2"
+    pixel_generator: Literal["taef2", "scratch", "light"] = "taef2"  # light: mrt.models.light_decoder
 
 
 @dataclass(frozen=True)

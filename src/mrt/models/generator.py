@@ -15,6 +15,7 @@ from torch import nn
 
 from mrt.blocks.lfq import LFQ, LFQOutput
 from mrt.models.config import TargetConfig
+from mrt.models.light_decoder import LightDecoder
 from mrt.models.taef2 import LATENT_CHANNELS, TAEF2Decoder
 
 
@@ -71,7 +72,7 @@ class PixelGenerator(nn.Module):
     def __init__(self, cfg: TargetConfig) -> None:
         super().__init__()
         self.latent_decoder = LatentDecoder(cfg)
-        self.rgb_decoder = TAEF2Decoder()
+        self.rgb_decoder: nn.Module = LightDecoder() if cfg.pixel_generator == "light" else TAEF2Decoder()
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         return self.rgb_decoder(self.latent_decoder(codes))

@@ -110,7 +110,7 @@ class TaskArgs:
     w_latent: float = 1.0
     w_ce: float = 1.0
     w_rate: float = 0.0  # weight of bpp in the loss
-    w_pixel: float = 0.0  # MSE on pixels
+    w_pixel: float = 0.0  # MSE on pixels (distill_light: L1 of the student's RGB to the real pixels)
     w_preview: float = 0.0  # stage 1/2: MSE of the decoder's 1/4-resolution RGB preview (needs pixels)
     w_lpips: float = 0.0
     w_dists: float = 0.0
@@ -122,6 +122,10 @@ class TaskArgs:
     train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
     train_latent_decoder: bool = True  # stage 1: train the generator's latent decoder with the MRT
     rate_to_encoder: bool = False  # let the rate gradient reach the encoder (through LFQ's straight-through)
+    teacher: str | None = None  # distill_light: model file whose RGB decoder is distilled (None: random, tests)
+    w_l1: float = 1.0  # distill_light: L1 to the teacher's RGB
+    w_mse: float = 0.0  # distill_light: MSE to the teacher's RGB
+    p_codec: float = 0.5  # distill_light: share of each batch rendered from the codec's own decoded latents
 
 
 @dataclass

@@ -104,7 +104,7 @@ class Stage0Task(Task):
         if args.init_taef2 and cfg.target.pixel_generator == "taef2":
             _, dec = load_taef2(args.taef2_dir)
             self.target.generator.rgb_decoder.load_state_dict(dec.state_dict())
-        scratch = cfg.target.pixel_generator == "scratch"
+        scratch = cfg.target.pixel_generator in ("scratch", "light")  # no pretrained weights: train it
         self.target.generator.rgb_decoder.requires_grad_(args.train_rgb_decoder or scratch)
         self.lpips, self.dists = _perceptual(args)
         self.disc = _discriminator(args)
@@ -249,19 +249,23 @@ STAGES: dict[str, type[Task]] = {"stage0": Stage0Task, "stage1": Stage1Task, "st
 
 def build_task(cfg: TrainConfig) -> nn.Module:
     """The task named by ``cfg.task``, built from the config's (typed, checked) model and task arguments."""
+    if cfg.task == "distill_light":
+        from mrt.train.distill import build_distill_task
+
+        return build_distill_task(cfg)
     if cfg.task not in STAGES:
-        raise ConfigError(f"unknown task {cfg.task!r}; choose one of {', '.join(STAGES)}")
+        raise ConfigError(f"unknown task {cfg.task!r}; choose one of {', '.join(STAGES)}, distill_light")
     return STAGES[cfg.task](cfg.model, cfg.task_args)  # type: ignore[call-arg]
 
 
 def codec_model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[MRTCodecModel, dict[str, Any]]:
-    """The codec model of a stage-1/2 checkpoint (EMA weights by default) and the config dict it stores.
+    """The codec model of a stage-1/2 or distill_light checkpoint (EMA weights by default) and the config dict it stores.
 
     Missing ``model`` keys (older checkpoints stored only the keys the YAML set) take their defaults.
     """
     config = load_checkpoint(path)["config"]
-    if config.get("task") not in ("stage1", "stage2"):
-        raise ConfigError(f"{path} is a {config.get('task')!r} checkpoint; release needs stage1 or stage2")
+    if config.get("task") not in ("stage1", "stage2", "distill_light"):
+        raise ConfigError(f"{path} is a {config.get('task')!r} checkpoint; release needs stage1, stage2 or distill_light")
     model = MRTCodecModel(MRTConfig.from_dict(dict(config["model"])))
     model.load_state_dict(export_weights(path, use_ema=use_ema, prefix="model."), strict=True)
     return model.eval(), config

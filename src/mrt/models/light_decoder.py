@@ -1,0 +1,115 @@
+"""A light RGB decoder: TAEF2 latent [B, 32, h, w] -> RGB [B, 3, 8h, 8w] (unclamped).
+
+Same job and interface as ``TAEF2Decoder``, built for CPU speed (issue 10): the TAEF2 decoder
+keeps 64 channels up to full resolution, where 84% of a decode goes. Here the capacity sits at
+1/8 and 1/4 resolution, the channel count halves at every doubling of the resolution, each
+doubling is a convolution at the lower resolution followed by a pixel shuffle, and the last one
+writes the RGB values of each 2x2 pixel block directly (no convolution at full resolution).
+
+Fully convolutional, with no normalisation across space, so that tiling (``apply_tiled``)
+only needs a halo as large as the receptive field: the convolutions of the default spec reach
+``LightSpec.receptive_radius`` = 56 px, so an output pixel depends on the latent cells within
+63 px of it (the cell grid adds up to 7 px), and the codec's 64-px HALO gives tiled decoding the
+untiled result (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mrt.models.taef2 import LATENT_CHANNELS, SoftClamp
+
+
+@dataclass(frozen=True)
+class LightSpec:
+    """Channels and residual blocks at 1/8, 1/4 and 1/2 resolution (full resolution has none)."""
+
+    channels: tuple[int, int, int] = (128, 64, 32)
+    blocks: tuple[int, int, int] = (3, 2, 1)
+    expand: tuple[int, int, int] = (2, 2, 1)  # hidden width inside a block, as a multiple of its channels
+
+    @property
+    def receptive_radius(self) -> int:
+        """Reach in pixels of the 3x3 convolutions on each side of an output pixel (the latent cells
+        it depends on lie within this + 7 px)."""
+        radius = 0
+        for level, n_blocks in enumerate(self.blocks):
+            scale = 8 >> level  # pixels per cell at this level: 8, 4, 2
+            convs = n_blocks + 1 + (1 if level == 0 else 0)  # blocks + the upsampling conv (+ stem)
+            radius += convs * scale
+        return radius
+
+
+DEFAULT_SPEC = LightSpec()
+
+
+class LightBlock(nn.Module):
+    """x + W2 relu(W1 relu(conv3x3(x))): one 3x3 conv (spatial context) then a 1x1 MLP.
+
+    The last 1x1 starts at zero, so every block starts as the identity.
+    """
+
+    def __init__(self, channels: int, expand: int) -> None:
+        super().__init__()
+        hidden = channels * expand
+        self.conv = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.mix = nn.Conv2d(hidden, channels, 1)
+        self.act = nn.ReLU()
+        nn.init.zeros_(self.mix.weight)
+        nn.init.zeros_(self.mix.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(self.act(self.conv(x)))
+
+
+class ShuffleUp(nn.Sequential):
+    """[B, c_in, h, w] -> [B, c_out, 2h, 2w]: 3x3 conv to 4*c_out channels at the low resolution + pixel shuffle."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(nn.Conv2d(c_in, 4 * c_out, 3, padding=1), nn.PixelShuffle(2))
+
+
+class LightDecoder(nn.Module):
+    """[B, 32, h, w] -> [B, 3, 8h, 8w] (not clamped), for any h, w >= 1."""
+
+    def __init__(self, spec: LightSpec = DEFAULT_SPEC) -> None:
+        super().__init__()
+        self.spec = spec
+        c8, c4, c2 = spec.channels
+        self.clamp = SoftClamp()
+        self.stem = nn.Conv2d(LATENT_CHANNELS, c8, 3, padding=1)
+        self.level8 = nn.Sequential(*[LightBlock(c8, spec.expand[0]) for _ in range(spec.blocks[0])])
+        self.up4 = nn.Sequential(ShuffleUp(c8, c4), nn.ReLU())
+        self.level4 = nn.Sequential(*[LightBlock(c4, spec.expand[1]) for _ in range(spec.blocks[1])])
+        self.up2 = nn.Sequential(ShuffleUp(c4, c2), nn.ReLU())
+        self.level2 = nn.Sequential(*[LightBlock(c2, spec.expand[2]) for _ in range(spec.blocks[2])])
+        self.to_rgb = ShuffleUp(c2, 3)  # each 1/2-resolution cell writes its 2x2 RGB block
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        x = self.level8(self.stem(self.clamp(latent)))  # [B, c8, h, w]
+        x = self.level4(self.up4(x))  # [B, c4, 2h, 2w]
+        x = self.level2(self.up2(x))  # [B, c2, 4h, 4w]
+        return self.to_rgb(x)  # [B, 3, 8h, 8w]
+
+
+def conv_macs(net: nn.Module, latent_shape: tuple[int, int, int, int]) -> int:
+    """Multiply-accumulates of every Conv2d of ``net`` on a latent of ``latent_shape`` (one forward)."""
+    total = 0
+
+    def hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(mod, nn.Conv2d)
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        total += out.numel() * (mod.in_channels // mod.groups) * k
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(latent_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total

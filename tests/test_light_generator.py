@@ -1,0 +1,128 @@
+"""The light pixel generator (issue 10): shapes, tiling, config choice, and its distillation task."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from _synthetic import synthetic_items
+from conftest import tiny_config
+from mrt.errors import ConfigError
+from mrt.models.codec_model import HALO, MRTCodecModel, apply_tiled
+from mrt.models.config import MRTConfig, TargetConfig, canonical_json
+from mrt.models.generator import PixelGenerator
+from mrt.models.light_decoder import LightDecoder, conv_macs
+from mrt.models.modelfile import save_model_file
+from mrt.models.taef2 import TAEF2Decoder
+from mrt.train.config import TrainConfig
+from mrt.train.loop import train
+
+
+def _busy_light_decoder(seed: int = 0) -> LightDecoder:
+    """A light decoder whose residual blocks are not the identity (their last conv starts at zero)."""
+    torch.manual_seed(seed)
+    net = LightDecoder()
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, 0.0, 0.5 / (m.in_channels * m.kernel_size[0] * m.kernel_size[1]) ** 0.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (3, 5), (7, 12)])
+def test_light_decoder_shapes_for_odd_sizes(h: int, w: int) -> None:
+    net = _busy_light_decoder()
+    with torch.no_grad():
+        out = net(torch.randn(2, 32, h, w))
+    assert out.shape == (2, 3, 8 * h, 8 * w)
+    assert torch.isfinite(out).all()
+
+
+def test_light_decoder_is_much_lighter_than_taef2() -> None:
+    shape = (1, 32, 64, 96)  # a 768x512 image
+    assert conv_macs(LightDecoder(), shape) * 5 < conv_macs(TAEF2Decoder(), shape)
+
+
+def test_light_decoder_tiles_exactly_with_the_codec_halo() -> None:
+    """Its receptive field fits the codec's 64-px halo: tiled rendering equals the untiled one."""
+    net = _busy_light_decoder(1)
+    assert net.spec.receptive_radius + 7 < HALO
+    latent = torch.randn(1, 32, 70, 72)  # > one 512-px tile each way
+    with torch.no_grad():
+        whole = net(latent)
+        tiled = apply_tiled(net, latent, 8, 8)
+    assert tiled.shape == whole.shape
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_light_is_a_config_choice_that_leaves_existing_configs_unchanged() -> None:
+    assert isinstance(PixelGenerator(TargetConfig(pixel_generator="light")).rgb_decoder, LightDecoder)
+    assert isinstance(PixelGenerator(TargetConfig()).rgb_decoder, TAEF2Decoder)
+    light = MRTConfig.from_dict({**MRTConfig().to_dict(), "target": {"pixel_generator": "light"}})
+    assert canonical_json(light.to_dict()) == canonical_json(MRTConfig().to_dict()).replace('"taef2"', '"light"')
+    model = MRTCodecModel(tiny_config(target=TargetConfig(bits=8, dim=16, depth=1, pixel_generator="light"))).eval()
+    with torch.no_grad():
+        assert model.render(torch.randn(1, 32, 3, 5)).shape == (1, 3, 24, 40)
+
+
+def _teacher_file(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path / "teacher.mrtm"
+    save_model_file(MRTCodecModel(tiny_config()), path, {"t-k8": 8}, "t-k8", dtype=torch.float32)
+    return path
+
+
+def _distill_cfg(out: Path, teacher: Path, steps: int = 30) -> TrainConfig:
+    model = tiny_config(target=TargetConfig(bits=8, dim=16, depth=1, pixel_generator="light")).to_dict()
+    return TrainConfig.from_dict(
+        {
+            "task": "distill_light",
+            "model": model,
+            "task_args": {"teacher": str(teacher), "w_lpips": 0.0, "w_pixel": 0.1, "p_codec": 0.5, "k_choices": [4, 8]},
+            "data": {"crop": 64, "batch_size": 4, "with_pixels": True, "with_latents": True},
+            "optim": {"lr": 2e-3, "warmup_steps": 2, "schedule": "constant", "grad_clip": 1.0},
+            "run": {"out_dir": str(out), "steps": steps, "log_every": 10, "ckpt_every": 1000, "threads": 1,
+                    "ema_decay": None, "progress": False, "tensorboard": False},
+        }
+    )
+
+
+@pytest.mark.slow
+def test_distillation_lowers_the_loss_and_trains_only_the_light_decoder(tmp_path: Path) -> None:
+    from mrt.train.checkpoint import export_weights
+    from mrt.train.distill import build_distill_task
+
+    teacher = _teacher_file(tmp_path)
+    cfg = _distill_cfg(tmp_path / "run", teacher)
+    task = build_distill_task(cfg)
+    trainable = {n for n, p in task.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("model.generator.rgb_decoder.") for n in trainable)
+    train(cfg, items=synthetic_items(6, 128, 128, seed=0))
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert float(rows[-1]["l1_teacher"]) < float(rows[0]["l1_teacher"])
+    assert {"psnr_teacher_codec", "psnr_teacher_taef2", "psnr_pixels"} <= set(rows[0])
+    # the checkpoint's model.* is a whole codec with the light generator and the teacher's other weights
+    light = MRTCodecModel(cfg.model)
+    light.load_state_dict(export_weights(tmp_path / "run", prefix="model."), strict=True)
+    from mrt.models.modelfile import load_model_file
+
+    base, _, _ = load_model_file(teacher)
+    torch.testing.assert_close(light.decoder.state_dict(), base.decoder.state_dict())
+
+
+def test_distillation_refuses_a_model_config_that_is_not_the_teachers(tmp_path: Path) -> None:
+    from mrt.train.distill import build_distill_task
+
+    teacher = _teacher_file(tmp_path)
+    tree = _distill_cfg(tmp_path / "run", teacher).to_dict()
+    tree["model"]["dim"] = 64
+    with pytest.raises(ConfigError, match="teacher"):
+        build_distill_task(TrainConfig.from_dict(tree))
+    tree = _distill_cfg(tmp_path / "run", teacher).to_dict()
+    tree["model"]["target"]["pixel_generator"] = "taef2"
+    with pytest.raises(ConfigError, match="light"):
+        build_distill_task(TrainConfig.from_dict(tree))
