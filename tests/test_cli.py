@@ -190,8 +190,11 @@ def test_partial_failure_continues_and_exits_1(tmp_path: Path, capsys: pytest.Ca
     # A single failing input exits with that error's own status (3: image error).
     code, _, err = _run(capsys, "compress", str(bad))
     assert code == 3 and "not a supported image" in err
+    # A missing input exits with the status of its kind (issue 14): 3 for an image, 4 for a .mrt file.
     code, _, err = _run(capsys, "compress", str(tmp_path / "missing.png"))
-    assert code == 1 and "no such file" in err
+    assert code == 3 and "no such file" in err
+    code, _, err = _run(capsys, "decompress", str(tmp_path / "missing.mrt"))
+    assert code == 4 and "no such file" in err
 
 
 def test_collisions_and_overwriting_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -367,4 +370,132 @@ def test_python_m_help_subprocess() -> None:
         [sys.executable, "-m", "mrt.cli.main", "info", "/nonexistent/x.mrt"],
         capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 1 and proc.stderr.startswith("mrt: error: ") and "Traceback" not in proc.stderr
+    assert proc.returncode == 4 and proc.stderr.startswith("mrt: error: ") and "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------- hostile inputs and outputs (issue 14)
+
+ALLOCATION_FAILURE = (
+    "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+def _fail_allocation(*args: object, **kwargs: object) -> np.ndarray:
+    raise RuntimeError(ALLOCATION_FAILURE)
+
+
+def test_memory_errors_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _image(tmp_path / "a.png")
+    _image(tmp_path / "b.png", 1)
+    assert _run(capsys, "compress", str(tmp_path / "a.png"), str(tmp_path / "b.png"))[0] == 0
+    monkeypatch.setattr(FakeCodec, "decompress", _fail_allocation)
+    code, out, err = _run(capsys, "decompress", str(tmp_path / "a.mrt"), "-o", str(tmp_path / "a_out.png"))
+    assert (code, out) == (6, "")
+    assert err == f"mrt: error: not enough memory to decompress '{tmp_path / 'a.mrt'}'\n"
+    assert not (tmp_path / "a_out.png").exists() and not _hidden(tmp_path)
+    # with several files, the others are still decoded (here: the second fails the same way)
+    code, _, err = _run(capsys, "decompress", str(tmp_path / "a.mrt"), str(tmp_path / "b.mrt"),
+                        "-o", str(tmp_path / "dec"))
+    assert code == 1 and err.count("not enough memory") == 2
+    # compress: a MemoryError (numpy, Pillow) is the same one-line error
+    monkeypatch.setattr(FakeCodec, "compress", lambda self, img: np.zeros((1 << 62,), np.uint8))
+    code, out, err = _run(capsys, "compress", str(tmp_path / "a.png"), "-o", str(tmp_path / "c.mrt"))
+    assert code == 6 and err.startswith("mrt: error: not enough memory") and err.count("\n") == 1
+    assert not (tmp_path / "c.mrt").exists() and not _hidden(tmp_path)
+
+
+def test_other_runtime_errors_are_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _image(tmp_path / "a.png")
+
+    def bug(self: FakeCodec, img: np.ndarray) -> bytes:
+        raise RuntimeError("shape mismatch in layer 3")
+
+    monkeypatch.setattr(FakeCodec, "compress", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["compress", str(tmp_path / "a.png")])
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_special_files_are_never_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str], force: bool) -> None:
+    import os
+    import stat
+
+    _image(tmp_path / "a.png")
+    fifo = tmp_path / "pipe.mrt"
+    os.mkfifo(fifo)
+    extra = ["--force"] if force else []
+    code, _, err = _run(capsys, "compress", str(tmp_path / "a.png"), "-o", str(fifo), *extra)
+    assert code == 1 and "named pipe (FIFO), not a regular file" in err and err.count("\n") == 1
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and not _hidden(tmp_path)
+    # a link to a FIFO is refused too
+    (tmp_path / "link.mrt").symlink_to(fifo)
+    code, _, err = _run(capsys, "compress", str(tmp_path / "a.png"), "-o", str(tmp_path / "link.mrt"), *extra)
+    assert code == 1 and "symbolic link to a named pipe" in err
+    assert (tmp_path / "link.mrt").is_symlink()
+
+
+def test_force_replaces_a_symlink_not_its_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _image(tmp_path / "a.png")
+    target = tmp_path / "target.mrt"
+    target.write_bytes(b"keep me")
+    link = tmp_path / "link.mrt"
+    link.symlink_to(target)
+    code, _, err = _run(capsys, "compress", str(tmp_path / "a.png"), "-o", str(link))
+    assert code == 1 and "already exists" in err
+    code, _, err = _run(capsys, "compress", str(tmp_path / "a.png"), "-o", str(link), "--force")
+    assert code == 0, err
+    assert not link.is_symlink() and link.read_bytes()[:2] == b"\xd7M"
+    assert target.read_bytes() == b"keep me"
+
+
+def test_animated_input_says_which_frame_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    frames = [Image.fromarray(np.full((9, 12, 3), 80 * i, np.uint8)) for i in range(3)]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    code, _, err = _run(capsys, "compress", str(gif))
+    assert code == 0
+    assert err == f"mrt: note: '{gif}' has 3 frames; only the first is used\n"
+    code, _, err = _run(capsys, "decompress", str(tmp_path / "anim.mrt"))
+    assert code == 0 and err == ""
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "anim.png")), np.zeros((9, 12, 3), np.uint8))
+
+
+def test_several_outputs_are_refused_a_file_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _image(tmp_path / "in" / "a.png")
+    assert _run(capsys, "compress", str(tmp_path / "in"))[0] == 0
+    for command, out in (("decompress", "x.png"), ("decompress", "x.JPG"), ("compress", "x.mrt")):
+        code, _, err = _run(capsys, command, str(tmp_path / "in"), "-o", str(tmp_path / out))
+        assert code == 1 and "names a file" in err, (command, out, err)
+        assert not (tmp_path / out).exists()
+    # an existing folder, or a trailing '/', says that a folder is meant
+    code, _, err = _run(capsys, "decompress", str(tmp_path / "in"), "-o", str(tmp_path / "x.png") + "/")
+    assert code == 0, err
+    assert (tmp_path / "x.png" / "a.png").is_file()
+
+
+def test_a_kept_memory_error_does_not_keep_the_failed_call_alive() -> None:
+    """A batch keeps its failures to the end: they must not hold the memory of the failed call."""
+    import gc
+    import weakref
+
+    from mrt.errors import NotEnoughMemoryError, memory_errors
+
+    class Big:
+        pass
+
+    refs = []
+
+    def work() -> None:
+        big = Big()
+        refs.append(weakref.ref(big))
+        raise RuntimeError(ALLOCATION_FAILURE)
+
+    kept = []
+    with pytest.raises(NotEnoughMemoryError, match="not enough memory to decompress 'x.mrt'") as info:
+        with memory_errors("decompress 'x.mrt'"):
+            work()
+    kept.append(info.value)
+    gc.collect()
+    assert refs[0]() is None

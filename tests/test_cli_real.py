@@ -134,3 +134,45 @@ def test_codec_commands_import_no_training_or_evaluation_code(tmp_path: Path, ti
     assert sorted(m for m in modules if m.startswith("mrt.cli.cmd_")) == [
         "mrt.cli.cmd_compress", "mrt.cli.cmd_decompress", "mrt.cli.cmd_info", "mrt.cli.cmd_models"
     ]
+
+
+# ----------------------------------------------------------------------------- hostile files (issue 14)
+
+
+def test_model_id_one_byte_from_an_installed_one_is_a_corrupt_file(
+    tmp_path: Path, env_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(structured_image(50, 70)).save(src)
+    good = tmp_path / "a.mrt"
+    assert main(["compress", str(src), "--model", str(env_model), "-o", str(good), "-q"]) == 0
+    data = good.read_bytes()
+    near = tmp_path / "near.mrt"
+    near.write_bytes(data[:4] + bytes([data[4] ^ 0x10]) + data[5:])
+    assert main(["decompress", str(near), "-o", str(tmp_path / "near.png")]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "corrupt file" in err and "differs in one byte from tiny-" in err
+    far = tmp_path / "far.mrt"
+    far.write_bytes(data[:3] + bytes(b ^ 0x5A for b in data[3:6]) + data[6:])
+    assert main(["decompress", str(far), "-o", str(tmp_path / "far.png")]) == 5
+    assert "not installed" in capsys.readouterr().err
+    assert not (tmp_path / "near.png").exists() and not (tmp_path / "far.png").exists()
+
+
+def test_unknown_model_error_kinds() -> None:
+    from mrt.errors import BitstreamError, ModelError, unknown_model_error
+
+    installed = [("m-k8", 0x123456), ("m-k4", 0xABCDEF)]
+    err = unknown_model_error(0x12FF56, installed, "add model files with MRT_MODEL_PATH")
+    assert isinstance(err, BitstreamError) and "differs in one byte from m-k8 (123456)" in str(err)
+    err = unknown_model_error(0x12FFFF, installed, "add model files with MRT_MODEL_PATH")
+    assert isinstance(err, ModelError)
+    assert str(err) == ("file needs model 12ffff, which is not installed (installed: m-k8=123456, "
+                        "m-k4=abcdef; add model files with MRT_MODEL_PATH)")
+    assert isinstance(unknown_model_error(0x000001, []), ModelError)
+
+
+def test_missing_inputs_exit_with_the_status_of_their_kind(tmp_path: Path, env_model: Path) -> None:
+    assert main(["compress", str(tmp_path / "none.png"), "--model", str(env_model)]) == 3
+    assert main(["decompress", str(tmp_path / "none.mrt")]) == 4
+    assert main(["info", str(tmp_path / "none.mrt")]) == 4

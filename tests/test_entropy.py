@@ -276,8 +276,8 @@ def _encode(symbols: np.ndarray, freqs: np.ndarray) -> bytes:
 
 def _decodes_cleanly(payload: bytes, freqs: np.ndarray) -> np.ndarray | None:
     dec = SymbolDecoder(payload)
-    out = dec.decode(freqs)
     try:
+        out = dec.decode(freqs)  # may stop early: the payload ran out (see the test below)
         dec.finish()
     except BitstreamError:
         return None
@@ -317,6 +317,30 @@ def test_finish_checks_the_final_code_value() -> None:
             with pytest.raises(BitstreamError, match="inconsistent state"):
                 dec.finish()
     assert checked > 10
+
+
+def test_decoding_stops_once_the_payload_cannot_hold_the_symbols() -> None:
+    """A payload far too short for the symbols asked is refused during ``decode``, after reading
+    at most the window (8 bytes) past its end, not after decoding every symbol."""
+    symbols, freqs = _random_case(9, 2000, 16, 2.0)
+    payload = _encode(symbols, freqs)
+    for cut in (0, 1, 10, len(payload) // 2):
+        dec = SymbolDecoder(payload[:cut])
+        with pytest.raises(BitstreamError, match="ends before the last symbol"):
+            dec.decode(freqs)
+    # the same, over many calls: the call in which the data runs out raises
+    dec = SymbolDecoder(payload[:20])
+    calls = 0
+    with pytest.raises(BitstreamError):
+        for start in range(0, len(symbols), 10):
+            dec.decode(freqs[start : start + 10])
+            calls += 1
+    assert calls * 10 < 200  # 20 bytes hold ~60 of these symbols, not 2000
+    # a valid payload decodes whole, however it is split
+    dec = SymbolDecoder(payload)
+    out = np.concatenate([dec.decode(freqs[s : s + 7]) for s in range(0, len(symbols), 7)])
+    dec.finish()
+    np.testing.assert_array_equal(out, symbols)
 
 
 def test_decoder_never_crashes_on_garbage() -> None:

@@ -14,11 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from mrt.errors import ImageError, MRTError
+from mrt.errors import FirstFrameWarning, ImageError, MRTError
 from mrt.io import (
     OutputExistsError,
+    UnsafeOutputError,
     apply_orientation,
+    atomic_write,
     atomic_write_bytes,
+    check_output_path,
     load_image,
     save_image,
 )
@@ -309,3 +312,92 @@ def test_save_image_formats(tmp_path: Path) -> None:
     save_image(RGB[:2], tmp_path / "a.png", force=True)
     assert load_image(tmp_path / "a.png").shape == (2, 10, 3)
     assert _leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- special outputs (issue 14)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_atomic_write_refuses_a_fifo(tmp_path: Path, force: bool) -> None:
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(UnsafeOutputError, match=r"named pipe \(FIFO\), not a regular file"):
+        atomic_write_bytes(fifo, b"x", force=force)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert _leftovers(tmp_path) == []
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    with pytest.raises(UnsafeOutputError, match="symbolic link to a named pipe"):
+        atomic_write_bytes(link, b"x", force=force)
+    assert link.is_symlink()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_atomic_write_refuses_a_character_device(tmp_path: Path, force: bool) -> None:
+    import stat
+
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    device = tmp_path / "full"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # a copy of /dev/full
+    except PermissionError:
+        pytest.skip("this container does not allow mknod (no CAP_MKNOD)")
+    with pytest.raises(UnsafeOutputError, match="character device"):
+        atomic_write_bytes(device, b"x", force=force)
+    with pytest.raises(UnsafeOutputError, match="character device"):
+        save_image(RGB, device, force=force)
+    assert stat.S_ISCHR(device.lstat().st_mode)
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_write_replaces_a_symlink_not_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"target")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    with pytest.raises(OutputExistsError):
+        atomic_write_bytes(link, b"new")
+    atomic_write_bytes(link, b"new", force=True)
+    assert not link.is_symlink() and link.read_bytes() == b"new"
+    assert target.read_bytes() == b"target"
+    dangling = tmp_path / "dangling.bin"
+    dangling.symlink_to(tmp_path / "nowhere")
+    for force in (False, True):
+        with pytest.raises(UnsafeOutputError, match="symbolic link to nothing"):
+            atomic_write_bytes(dangling, b"x", force=force)
+    assert dangling.is_symlink()
+
+
+def test_the_path_is_checked_again_before_it_is_replaced(tmp_path: Path) -> None:
+    """A FIFO that appears while the output is being written is not replaced either."""
+    path = tmp_path / "late"
+    with pytest.raises(UnsafeOutputError):
+        with atomic_write(path, force=True) as fh:
+            fh.write(b"x")
+            os.mkfifo(path)
+    assert _leftovers(tmp_path) == []
+    check_output_path(tmp_path / "missing", force=False)  # a new file is fine
+    with pytest.raises(UnsafeOutputError, match="directory"):
+        check_output_path(tmp_path, force=True)
+
+
+# ----------------------------------------------------------------------------- animated inputs (issue 14)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".png", ".tif"])
+def test_animated_input_warns_and_gives_the_first_frame(tmp_path: Path, suffix: str) -> None:
+    frames = [Image.fromarray(np.full((6, 8, 3), 100 * i, np.uint8)) for i in range(3)]
+    path = tmp_path / f"anim{suffix}"
+    extra = {"lossless": True} if suffix == ".webp" else {}
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, **extra)
+    with pytest.warns(FirstFrameWarning, match=r"has 3 frames; only the first is used"):
+        arr = load_image(path)
+    np.testing.assert_array_equal(arr, np.zeros((6, 8, 3), np.uint8))
+    single = tmp_path / f"single{suffix}"
+    frames[1].save(single, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FirstFrameWarning)
+        assert load_image(single)[0, 0, 0] == 100

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "metrics": 4,
     "codec": 5, "data": 5, "train": 6,
     "eval": 7,
-    "pillow": 8, "cli": 9,
+    "pillow": 8, "serve": 8, "cli": 9,
 }
 
 

@@ -2,28 +2,34 @@
 
     from mrt.codec import Codec
     codec = Codec.load()                  # the default shipped model (or a name / a .mrtm path)
-    data = codec.compress(img)            # img: uint8 [H, W, 3]
+    data = codec.compress(img)            # img: uint8 [H, W, 3]; the variant's k tokens per window
+    data = codec.compress(img, max_bytes=600)  # the most tokens whose file fits (or BudgetError)
+    data = codec.compress(img, bpp=0.01)  # the most tokens whose file is <= 0.01 bpp (else k = 1)
     out = codec.decompress(data)          # uint8 [H, W, 3], same size
     out = decompress(data)                # module level: finds the model named in the header
 
-This module finds models (shipped files and ``MRT_MODEL_PATH``), checks images, and wraps the
-RCM's payload in the container (docs/bitstream.md). The symbols and their coding belong to the
-model: ``model.encode_bits`` / ``model.rcm.encode`` and ``model.rcm.decode`` / ``model.decode_bits``.
+This module finds models (shipped files and ``MRT_MODEL_PATH``), checks images, chooses the
+number of tokens per window (rate control) and wraps the RCM's payload in the container
+(docs/bitstream.md). The symbols and their coding belong to the model: ``model.quantize`` /
+``model.rcm.encode`` and ``model.rcm.decode`` / ``model.decode_bits``.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mrt.bitstream import MAX_SIDE, pack, symbols_digest, unpack, verify
-from mrt.errors import ModelError
-from mrt.io.images import check_rgb_image
+from mrt.bitstream import HEADER_SIZES, MAX_SIDE, Container, file_size, header_problems, min_body_bytes, pack
+from mrt.bitstream import symbols_digest, unpack, verify
+from mrt.bitstream.budget import budget_bytes, check_rate_options, largest_candidate
+from mrt.errors import BitstreamError, BudgetError, ModelError, memory_errors, unknown_model_error
+from mrt.io.images import DEFAULT_MAX_PIXELS, check_rgb_image
 from mrt.models.codec_model import MRTCodecModel
 from mrt.models.modelfile import SUFFIX, ModelFileInfo, Variant, load_model_file, read_model_info
 
@@ -46,6 +52,7 @@ class ModelInfo:
     file_size: int
     path: str
     default: bool
+    file_id: int  # id of the model file (version-2 files name it, with their tokens per window)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,14 @@ class EncodeReport:
     estimated_bits: float  # sum of -log2 p(symbol) under the float model probabilities
     table_bits: float  # the same under the quantised integer tables (what the coder pays)
     n_symbols: int
+    k: int = 0  # tokens per window coded
+    estimated_ks: tuple[int, ...] = ()  # rate control: numbers of tokens whose size was estimated
+    encoded_ks: tuple[int, ...] = ()  # rate control: ... and those encoded for real, in order
+
+    @property
+    def version(self) -> int:
+        """File format version of ``data`` (1 where the file fits it, else 2)."""
+        return self.data[2] >> 4
 
     @property
     def bpp(self) -> float:
@@ -121,6 +136,7 @@ def list_models() -> list[ModelInfo]:
                     file_size=info.file_size,
                     path=str(info.path),
                     default=info is default and v.name == info.default_variant,
+                    file_id=info.file_id,
                 )
             )
     return out
@@ -188,60 +204,172 @@ class Codec:
 
     @property
     def model_id(self) -> int:
+        """Id of this rate variant (written in version-1 files)."""
         return self.variant.model_id
 
-    # ----- encoding -----
-    def encode(self, img: np.ndarray) -> EncodeReport:
-        """Compress an image and report the model's rate estimate beside the real size."""
-        img = _check_image(img)
-        bits = self.model.encode_bits(img)[0]  # [nW, K, d] in {0, 1}
-        coded = self.model.rcm.encode(bits)
-        h, w = img.shape[:2]
-        data = pack(self.model_id, h, w, coded.payload, symbols_digest(coded.symbols))
-        return EncodeReport(data, h, w, coded.estimated_bits, coded.table_bits, int(coded.symbols.size))
+    @property
+    def file_id(self) -> int:
+        """Id of the model file (written in version-2 files, beside the number of tokens)."""
+        return self.info.file_id
 
-    def compress(self, img: np.ndarray) -> bytes:
-        """uint8 [H, W, 3] -> file bytes (header + arithmetic-coded payload)."""
-        return self.encode(img).data
+    @property
+    def max_tokens(self) -> int:
+        """K: the most tokens per window this model can code."""
+        return self.model.cfg.n_tokens
+
+    # ----- encoding -----
+    def encode(
+        self, img: np.ndarray, *, k: int | None = None, max_bytes: int | None = None, bpp: float | None = None
+    ) -> EncodeReport:
+        """Compress an image and report the model's rate estimate beside the real size.
+
+        At most one of: ``k`` tokens per window (default: the variant's), ``max_bytes`` (the most
+        tokens whose file fits; ``BudgetError`` if even one token per window does not) or ``bpp``
+        (the most tokens whose file is at most ``bpp`` bits per pixel, else one token per window).
+        """
+        img = _check_image(img)
+        check_rate_options(k, max_bytes, bpp, self.max_tokens)
+        with memory_errors(f"compress a {img.shape[1]}x{img.shape[0]} image"):
+            if max_bytes is None and bpp is None:
+                k = self.model.k_code if k is None else k
+                return self._encode_k(img, self._tokens(img, k), k)
+            budget = budget_bytes(img.shape[0], img.shape[1], max_bytes, bpp)
+            return self._fit(img, budget, strict=max_bytes is not None)
+
+    def compress(
+        self, img: np.ndarray, *, k: int | None = None, max_bytes: int | None = None, bpp: float | None = None
+    ) -> bytes:
+        """uint8 [H, W, 3] -> file bytes (header + arithmetic-coded payload); options as :meth:`encode`."""
+        return self.encode(img, k=k, max_bytes=max_bytes, bpp=bpp).data
 
     def estimate_bpp(self, img: np.ndarray) -> float:
         return self.encode(img).estimated_bpp
 
+    def _tokens(self, img: np.ndarray, k: int) -> torch.Tensor:
+        """The encoder pass: {0,1} bits [nW, k, d] of the first ``k`` tokens of every window."""
+        with torch.inference_mode():
+            latent = self.model.analyse(self.model.image_to_tensor(img))
+            return self.model.quantize(latent, k).bits[0]
+
+    def _v1_variant(self, payload_bytes: int, height: int, width: int, k: int) -> Variant | None:
+        """The rate variant a version-1 file (one byte shorter) names, or None: write version 2."""
+        if payload_bytes < min_body_bytes(height, width, k):
+            return None  # only version 2 can pad
+        return next((v for v in (self.variant, *self.info.variants) if v.k_code == k), None)
+
+    def _size(self, payload_bytes: int, height: int, width: int, k: int) -> int:
+        """Size of the file that :meth:`_encode_k` writes for a payload of ``payload_bytes``."""
+        v1 = self._v1_variant(payload_bytes, height, width, k) is not None
+        return file_size(payload_bytes, height, width, None if v1 else k)
+
+    def _encode_k(self, img: np.ndarray, bits: torch.Tensor, k: int) -> EncodeReport:
+        """Entropy-code ``bits`` [nW, k, d] and wrap them in the container."""
+        coded = self.model.rcm.encode(bits)
+        h, w = img.shape[:2]
+        digest = symbols_digest(coded.symbols)
+        variant = self._v1_variant(len(coded.payload), h, w, k)
+        if variant is not None:
+            data = pack(variant.model_id, h, w, coded.payload, digest)
+        else:
+            data = pack(self.file_id, h, w, coded.payload, digest, k=k)
+        return EncodeReport(data, h, w, coded.estimated_bits, coded.table_bits, int(coded.symbols.size), k)
+
+    def _fit(self, img: np.ndarray, budget: int, strict: bool) -> EncodeReport:
+        """Rate control: the most tokens per window whose file is at most ``budget`` bytes.
+
+        One encoder pass gives all K tokens (the k-token file codes the first k). The RCM's
+        batched rate estimates a file's size; a secant search over k finds the largest k whose
+        estimate is within the estimate's tolerance of the budget, then real encodes go down
+        from there until one fits (usually the first or second).
+        """
+        height, width = img.shape[:2]
+        bits = self._tokens(img, self.max_tokens)  # [nW, K, d]
+        pm1 = bits[None].float() * 2.0 - 1.0
+        sizes: dict[int, int] = {}
+
+        def estimate(k: int) -> int:
+            if k not in sizes:
+                with torch.inference_mode():
+                    rate = float(self.model.rcm.rate_bits(pm1[:, :, :k])[0])
+                sizes[k] = self._size(math.ceil(rate / 8), height, width, k)
+            return sizes[k]
+
+        top = largest_candidate(estimate, self.max_tokens, budget, base=HEADER_SIZES[2])
+        encoded: list[int] = []
+        for k in range(max(top, 1), 0, -1):
+            report = self._encode_k(img, bits[:, :k].contiguous(), k)
+            encoded.append(k)
+            if len(report.data) <= budget or (k == 1 and not strict):
+                return replace(report, estimated_ks=tuple(sizes), encoded_ks=tuple(encoded))
+        raise BudgetError(
+            f"cannot fit the {width}x{height} image in {budget} bytes: the smallest file "
+            f"(1 token per window) is {len(report.data)} bytes"
+        )
+
     # ----- decoding -----
-    def decode_symbols(self, data: bytes) -> tuple[torch.Tensor, int, int]:
-        """File bytes -> ({0,1} token bits [1, nW, K, d], height, width), checked against the checksum."""
-        container = unpack(data)
-        if container.model_id != self.model_id:
+    def _k_of(self, c: Container) -> int:
+        """Tokens per window of a file made with this model file (``ModelError`` for another model)."""
+        if c.version == 1:
+            variant = next((v for v in self.info.variants if v.model_id == c.model_id), None)
+            if variant is None:
+                raise ModelError(
+                    f"file was made by model {c.model_id:06x}, not by {self.name} ({self.model_id:06x})"
+                )
+            return variant.k_code
+        if c.model_id != self.file_id:
             raise ModelError(
-                f"file was made by model {container.model_id:06x}, not by {self.name} ({self.model_id:06x})"
+                f"file was made by model {c.model_id:06x}, not by {self.name}'s model file ({self.file_id:06x})"
             )
+        k = int(c.k or 0)
+        if k > self.max_tokens:
+            raise BitstreamError(f"corrupt file ({k} tokens per window; the model has {self.max_tokens})")
+        return k
+
+    def decode_symbols(self, data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[torch.Tensor, int, int]:
+        """File bytes -> ({0,1} token bits [1, nW, k, d], height, width), checked against the checksum.
+
+        Refuses (``BitstreamError``) a body under the floor for its header and the model's k
+        before any network call, and images over ``max_pixels`` (None: no limit).
+        """
+        container = unpack(data, max_pixels)
+        k = self._k_of(container)
+        problems = header_problems(container, k=k)
+        if problems:
+            raise BitstreamError(problems[0])
         geo = self.model.geometry(container.height, container.width)
-        bits, symbols = self.model.rcm.decode(container.payload, geo.n_windows, self.model.k_code)
+        bits, symbols = self.model.rcm.decode(container.payload, geo.n_windows, k)
         verify(container, symbols_digest(symbols))
         return bits[None], container.height, container.width
 
-    def decompress(self, data: bytes) -> np.ndarray:
-        """File bytes -> uint8 [H, W, 3]; raises ``BitstreamError`` on any corruption."""
-        bits, h, w = self.decode_symbols(data)
-        return self.model.decode_bits(bits, h, w)
+    def decompress(self, data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """File bytes -> uint8 [H, W, 3]; raises ``BitstreamError`` on any corruption (see :meth:`decode_symbols`)."""
+        c = unpack(data, max_pixels)
+        with memory_errors(f"decode a {c.width}x{c.height} image"):
+            bits, h, w = self.decode_symbols(data, max_pixels)
+            return self.model.decode_bits(bits, h, w)
 
     def reconstruct(self, img: np.ndarray) -> np.ndarray:
         """The eval-mode forward (no entropy coding): equals ``decompress(compress(img))`` exactly."""
         return self.model.reconstruct(_check_image(img))
 
 
+def _installed(version: int) -> list[tuple[str, int]]:
+    """(name, id) of the installed models, as a file of ``version`` names them."""
+    if version == 1:
+        return [(m.name, m.model_id) for m in list_models()]
+    return [(i.path.stem, i.file_id) for i in _infos()]
+
+
 def open_for(data: bytes) -> Codec:
     """The installed model that made ``data`` (by the model id in its header)."""
-    container = unpack(data)
+    c = unpack(data)
     for info in _infos():
+        if c.version >= 2 and info.file_id == c.model_id:
+            return _load_cached(str(info.path), info.default_variant)
         for v in info.variants:
-            if v.model_id == container.model_id:
+            if c.version == 1 and v.model_id == c.model_id:
                 return _load_cached(str(info.path), v.name)
-    raise ModelError(
-        f"file needs model {container.model_id:06x}, which is not installed "
-        f"(installed: {', '.join(f'{m.name}={m.model_id:06x}' for m in list_models()) or 'none'}; "
-        f"add model files with {MODEL_PATH_ENV})"
-    )
+    raise unknown_model_error(c.model_id, _installed(c.version), f"add model files with {MODEL_PATH_ENV}")
 
 
 @lru_cache(maxsize=4)
@@ -250,11 +378,17 @@ def _load_cached(path: str, variant: str) -> Codec:
     return Codec(model, info, chosen)
 
 
-def compress(img: np.ndarray, model: str | None = None) -> bytes:
+def compress(
+    img: np.ndarray, model: str | None = None, *, max_bytes: int | None = None, bpp: float | None = None
+) -> bytes:
     """Module-level convenience: compress with a named (or the default) model."""
-    return Codec.load(model).compress(img)
+    return Codec.load(model).compress(img, max_bytes=max_bytes, bpp=bpp)
 
 
-def decompress(data: bytes) -> np.ndarray:
-    """Module-level convenience: decompress with the model named in the file header."""
-    return open_for(data).decompress(data)
+def decompress(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Module-level convenience: decompress with the model named in the file header.
+
+    The header is checked (floor, ``max_pixels``) before any model is loaded.
+    """
+    unpack(data, max_pixels)
+    return open_for(data).decompress(data, max_pixels)

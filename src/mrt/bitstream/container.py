@@ -1,18 +1,23 @@
-"""The MRT file container: a 12-byte header followed by the entropy-coded payload.
+"""The MRT file container: a 12-byte (version 1) or 13-byte (version 2) header, then the body.
 
 Layout (big-endian; normative spec in docs/bitstream.md)::
 
-    0-1   magic b"\\xd7M"
-    2     version (high 4 bits, = 1) | flags (low 4 bits, = 0 in version 1)
-    3-5   model id (24 bits)
-    6-7   height - 1 (uint16)
-    8-9   width - 1 (uint16)
-    10-11 CRC-16/CCITT-FALSE over bytes 0-9 + payload + symbols digest
-    12-   payload (to the end of the file)
+    version 1                                 version 2
+    0-1   magic b"\\xd7M"                      0-1   magic b"\\xd7M"
+    2     1 << 4 | flags (= 0)                2     2 << 4 | flags (bit 0: padded)
+    3-5   model id of a rate variant          3-5   model id of the model file
+                                              6     k - 1 (tokens per window)
+    6-7   height - 1 (uint16)                 7-8   height - 1 (uint16)
+    8-9   width - 1 (uint16)                  9-10  width - 1 (uint16)
+    10-11 CRC-16/CCITT-FALSE                  11-12 CRC-16/CCITT-FALSE
+    12-   payload                             13-   payload [+ zero padding + uint32 length]
 
-The symbols digest is supplied by the codec (the packed decoded symbols); it is not stored but
-is covered by the checksum, so a decoder that computed different probabilities than the encoder
-(and so decoded different symbols) fails :func:`verify` just like a corrupt file.
+The CRC covers the header bytes before it, the whole body and the *symbols digest*: bytes
+supplied by the codec (the packed decoded symbols), not stored but covered, so a decoder that
+computed different probabilities than the encoder fails :func:`verify` like a corrupt file.
+Every body must meet the floor of :mod:`mrt.bitstream.limits`; a version-2 encoder pads the
+rare payload that would not, and the reader strips the padding so that the range decoder still
+checks that it consumed the payload exactly.
 """
 
 from __future__ import annotations
@@ -22,14 +27,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mrt.bitstream.limits import floor_problem, min_body_bytes, pixels_problem
 from mrt.errors import BitstreamError, ImageError
 
 MAGIC = b"\xd7M"
-VERSION = 1
-SUPPORTED_VERSIONS = (1,)
-HEADER_SIZE = 12
+VERSION = 2  # the newest version this mrt writes (it writes version 1 where a file fits it)
+SUPPORTED_VERSIONS = (1, 2)
+HEADER_SIZE = 12  # of version 1; see HEADER_SIZES
+HEADER_SIZES = {1: 12, 2: 13}
 MAX_SIDE = 65536
 MAX_MODEL_ID = (1 << 24) - 1
+MAX_K = 256  # tokens per window a version-2 header can state
+FLAG_PADDED = 0x1  # version 2: the body ends with padding
+PAD_LENGTH_BYTES = 4  # the padding ends with its own length (uint32, these 4 bytes included)
+_KNOWN_FLAGS = {1: 0, 2: FLAG_PADDED}
 
 
 @dataclass(frozen=True)
@@ -40,14 +51,25 @@ class Container:
     model_id: int
     height: int
     width: int
-    payload: bytes
+    payload: bytes  # the range-coded bytes (padding removed)
     checksum: int
     flags: int = 0
+    k: int | None = None  # tokens per window (version 2); None: the model variant decides (version 1)
+    padding: bytes = b""  # version 2: zero bytes + uint32 length, covered by the checksum
+
+    @property
+    def header_size(self) -> int:
+        return HEADER_SIZES[self.version]
+
+    @property
+    def body(self) -> bytes:
+        """Everything after the header: payload and padding."""
+        return self.payload + self.padding
 
     @property
     def total_bytes(self) -> int:
-        """Size of the whole file in bytes (header + payload)."""
-        return HEADER_SIZE + len(self.payload)
+        """Size of the whole file in bytes (header + body)."""
+        return self.header_size + len(self.payload) + len(self.padding)
 
     @property
     def bpp(self) -> float:
@@ -63,14 +85,16 @@ def symbols_digest(symbols: np.ndarray) -> bytes:
     return arr.astype("<u4").tobytes()
 
 
-def _header_prefix(version: int, flags: int, model_id: int, height: int, width: int) -> bytes:
-    """Header bytes 0-9 (everything but the checksum)."""
+def _header_prefix(c: Container) -> bytes:
+    """Header bytes before the checksum (10 in version 1, 11 in version 2)."""
+    k_byte = b"" if c.version == 1 else bytes([(c.k or 1) - 1])
     return (
         MAGIC
-        + bytes([(version << 4) | flags])
-        + model_id.to_bytes(3, "big")
-        + (height - 1).to_bytes(2, "big")
-        + (width - 1).to_bytes(2, "big")
+        + bytes([(c.version << 4) | c.flags])
+        + c.model_id.to_bytes(3, "big")
+        + k_byte
+        + (c.height - 1).to_bytes(2, "big")
+        + (c.width - 1).to_bytes(2, "big")
     )
 
 
@@ -83,58 +107,119 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     return binascii.crc_hqx(data, crc)
 
 
-def _checksum(prefix: bytes, payload: bytes, symbols_digest: bytes) -> int:
-    """CRC-16 over header bytes 0-9, the payload and the symbols digest."""
-    return crc16(symbols_digest, crc16(payload, crc16(prefix)))
+def _checksum(c: Container, symbols_digest: bytes) -> int:
+    """CRC-16 over the header bytes before the checksum, the body and the symbols digest."""
+    return crc16(symbols_digest, crc16(c.padding, crc16(c.payload, crc16(_header_prefix(c)))))
 
 
-def pack(model_id: int, height: int, width: int, payload: bytes, symbols_digest: bytes) -> bytes:
-    """Build a complete file. Raises ``ImageError`` if the image size does not fit the format."""
+def padding_for(payload_bytes: int, height: int, width: int, k: int) -> bytes:
+    """The padding a version-2 encoder appends to a payload (empty when it meets the floor)."""
+    short = min_body_bytes(height, width, k) - payload_bytes
+    if short <= 0:
+        return b""
+    n = max(PAD_LENGTH_BYTES, short)
+    return bytes(n - PAD_LENGTH_BYTES) + n.to_bytes(PAD_LENGTH_BYTES, "big")
+
+
+def file_size(payload_bytes: int, height: int, width: int, k: int | None = None) -> int:
+    """Size of the file :func:`pack` writes for a payload (``k=None``: version 1)."""
+    if k is None:
+        return HEADER_SIZES[1] + payload_bytes
+    return HEADER_SIZES[2] + payload_bytes + len(padding_for(payload_bytes, height, width, k))
+
+
+def pack(
+    model_id: int, height: int, width: int, payload: bytes, symbols_digest: bytes, k: int | None = None
+) -> bytes:
+    """Build a complete file: version 2 with ``k`` tokens per window, or version 1 when ``k`` is None.
+
+    A version-1 ``model_id`` names a rate variant (which implies k); a version-2 one names the
+    model file. Raises ``ImageError`` if the image size does not fit the format, and
+    ``ValueError`` for a version-1 payload under the floor (only version 2 can pad).
+    """
     if not 0 <= model_id <= MAX_MODEL_ID:
         raise ValueError(f"model id must fit in 24 bits, got {model_id}")
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise ImageError(
             f"image is {width}x{height} pixels; the MRT format stores 1 to {MAX_SIDE} pixels per side"
         )
-    prefix = _header_prefix(VERSION, 0, model_id, height, width)
-    crc = _checksum(prefix, bytes(payload), bytes(symbols_digest))
-    return prefix + crc.to_bytes(2, "big") + bytes(payload)
+    payload = bytes(payload)
+    if k is None:
+        if len(payload) < min_body_bytes(height, width, 1):
+            raise ValueError("payload is under the floor; version 1 cannot pad it (give k: version 2)")
+        c = Container(1, model_id, height, width, payload, 0)
+    else:
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be in 1..{MAX_K}, got {k}")
+        padding = padding_for(len(payload), height, width, k)
+        c = Container(2, model_id, height, width, payload, 0, FLAG_PADDED if padding else 0, k, padding)
+    crc = _checksum(c, bytes(symbols_digest))
+    return _header_prefix(c) + crc.to_bytes(2, "big") + c.body
 
 
-def unpack(data: bytes) -> Container:
-    """Parse a file's header. Raises ``BitstreamError`` with a one-line reason when it is unusable."""
+def _split_padding(body: bytes, flags: int, height: int, width: int, k: int) -> tuple[bytes, bytes]:
+    """(payload, padding) of a version-2 body; the padding must be exactly what the encoder writes."""
+    if not flags & FLAG_PADDED:
+        return body, b""
+    n = int.from_bytes(body[-PAD_LENGTH_BYTES:], "big") if len(body) >= PAD_LENGTH_BYTES else 0
+    payload, padding = body[: len(body) - n], body[len(body) - n :]
+    if not PAD_LENGTH_BYTES <= n <= len(body) or padding != padding_for(len(payload), height, width, k):
+        raise BitstreamError("corrupt file (invalid padding)")
+    return payload, padding
+
+
+def read_header(data: bytes) -> Container:
+    """Parse a file's header and split its body; no floor check (see :func:`unpack`)."""
     data = bytes(data)
     if not data:
         raise BitstreamError("empty file (0 bytes)")
     if data[:2] != MAGIC[: len(data[:2])]:
         raise BitstreamError("not an MRT file (wrong magic bytes)")
-    if len(data) < HEADER_SIZE:
-        raise BitstreamError(
-            f"corrupt or truncated file ({len(data)} bytes, shorter than the {HEADER_SIZE}-byte header)"
-        )
-    version, flags = data[2] >> 4, data[2] & 0x0F
+    version = data[2] >> 4 if len(data) > 2 else 1
+    size = HEADER_SIZES.get(version, HEADER_SIZE)
+    if len(data) < size:
+        raise BitstreamError(f"corrupt or truncated file ({len(data)} bytes, shorter than the {size}-byte header)")
+    flags = data[2] & 0x0F
     if version not in SUPPORTED_VERSIONS:
         supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
-        raise BitstreamError(
-            f"file format version {version} is not supported by this mrt (supports {supported})"
-        )
-    if flags:
+        raise BitstreamError(f"file format version {version} is not supported by this mrt (supports {supported})")
+    if flags & ~_KNOWN_FLAGS[version]:
         raise BitstreamError(f"file uses feature flags 0x{flags:x} that this mrt does not support")
-    return Container(
-        version=version,
-        model_id=int.from_bytes(data[3:6], "big"),
-        height=int.from_bytes(data[6:8], "big") + 1,
-        width=int.from_bytes(data[8:10], "big") + 1,
-        payload=data[HEADER_SIZE:],
-        checksum=int.from_bytes(data[10:12], "big"),
-        flags=flags,
-    )
+    k = None if version == 1 else data[6] + 1
+    dims = data[size - 6 : size - 2]
+    height, width = int.from_bytes(dims[:2], "big") + 1, int.from_bytes(dims[2:], "big") + 1
+    payload, padding = data[size:], b""
+    if k is not None:
+        payload, padding = _split_padding(payload, flags, height, width, k)
+    checksum = int.from_bytes(data[size - 2 : size], "big")
+    return Container(version, int.from_bytes(data[3:6], "big"), height, width, payload, checksum, flags, k, padding)
+
+
+def header_problems(c: Container, max_pixels: int | None = None, k: int | None = None) -> list[str]:
+    """Why a parsed header cannot be decoded: a body under the floor, an image over ``max_pixels``.
+
+    ``k``: tokens per window when known from the model (version 1); default the header's, or 1.
+    """
+    tokens = c.k or k or 1
+    problems = [floor_problem(c.height, c.width, len(c.body), tokens, c.k is not None or k is not None),
+                pixels_problem(c.height, c.width, max_pixels)]
+    return [p for p in problems if p is not None]
+
+
+def unpack(data: bytes, max_pixels: int | None = None) -> Container:
+    """Parse a file's header. Raises ``BitstreamError`` with a one-line reason when it is unusable.
+
+    Refuses bodies under the floor (version 1: at one token per window, all the header can
+    tell) and, when ``max_pixels`` is given, images with more pixels.
+    """
+    c = read_header(data)
+    problems = header_problems(c, max_pixels)
+    if problems:
+        raise BitstreamError(problems[0])
+    return c
 
 
 def verify(container: Container, symbols_digest: bytes) -> None:
-    """Raise ``BitstreamError`` unless the stored checksum matches header + payload + digest."""
-    prefix = _header_prefix(
-        container.version, container.flags, container.model_id, container.height, container.width
-    )
-    if _checksum(prefix, container.payload, bytes(symbols_digest)) != container.checksum:
+    """Raise ``BitstreamError`` unless the stored checksum matches header + body + digest."""
+    if _checksum(container, bytes(symbols_digest)) != container.checksum:
         raise BitstreamError("corrupt or truncated file (checksum mismatch)")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mrt.errors import MRTError
+from mrt.errors import BitstreamError, ImageError, MRTError
 
 #: Extensions picked up when a folder is given to ``mrt decompress``.
 MRT_SUFFIXES = frozenset({".mrt"})
@@ -78,8 +78,34 @@ def _expand(inputs: Iterable[str], suffixes: frozenset[str], plan: Plan) -> tupl
         elif path.exists():
             items.append((path, Path(path.name)))
         else:
-            plan.failures.append(Failure(text, MRTError(f"cannot read '{text}': no such file or folder")))
+            missing = input_error(suffixes)(f"cannot read '{text}': no such file or folder")
+            plan.failures.append(Failure(text, missing))
     return items, any_folder
+
+
+def input_error(suffixes: frozenset[str]) -> type[MRTError]:
+    """The error class (so the exit status) of an input that cannot be read: of its kind, i.e.
+    ``BitstreamError`` (4) for ``.mrt`` inputs and ``ImageError`` (3) for images."""
+    return BitstreamError if suffixes <= MRT_SUFFIXES else ImageError
+
+
+def _check_output_folder(output: str, out: Path) -> None:
+    """Refuse ``-o`` that must be a folder but exists as a file or is named like a file.
+
+    ``mrt decompress FOLDER -o x.png`` would otherwise create a folder named ``x.png``; an
+    existing folder, or a name ending in a path separator, says a folder is meant. File names
+    are those ending in ``.mrt`` or an image extension (``mrt.io``).
+    """
+    from mrt.io import IMAGE_SUFFIXES, SAVE_SUFFIXES  # numpy/Pillow: only when needed
+
+    if out.exists() and not out.is_dir():
+        raise MRTError(f"-o '{output}' must be a folder when processing several files")
+    names_a_folder = out.is_dir() or output.endswith((os.sep, "/"))
+    if not names_a_folder and out.suffix.lower() in MRT_SUFFIXES | IMAGE_SUFFIXES | SAVE_SUFFIXES:
+        raise MRTError(
+            f"-o '{output}' names a file, but several files will be written: give a folder "
+            f"(add a trailing '/' to use a folder named '{out.name}')"
+        )
 
 
 def plan_jobs(
@@ -97,8 +123,8 @@ def plan_jobs(
     plan.n_inputs = len(items) + len(plan.failures)
     several = any_folder or len(inputs) > 1
     out = Path(output) if output is not None else None
-    if out is not None and several and out.exists() and not out.is_dir():
-        raise MRTError(f"-o '{output}' must be a folder when processing several files")
+    if out is not None and output is not None and several:
+        _check_output_folder(output, out)
     out_is_dir = out is not None and (
         several or out.is_dir() or str(output).endswith((os.sep, "/"))
     )
@@ -209,16 +235,16 @@ def ensure_parent(path: Path) -> None:
 
 
 def refuse_existing(path: Path, force: bool) -> None:
-    """Fail early (before any work) if ``path`` exists and ``force`` is not set."""
-    from mrt.io import OutputExistsError
+    """Fail early (before any work) if ``path`` exists and ``force`` is not set, or may never be
+    replaced (a device, FIFO, socket, folder: ``mrt.io.check_output_path``)."""
+    from mrt.io import check_output_path
 
-    if not force and path.exists():
-        raise OutputExistsError(f"'{path}' already exists (use --force to overwrite)")
+    check_output_path(path, force)
 
 
 def read_bytes(path: Path) -> bytes:
-    """Read a whole file; OS errors become one-line ``MRTError``s."""
+    """Read a whole ``.mrt`` file; OS errors become one-line ``BitstreamError``s (exit status 4)."""
     try:
         return path.read_bytes()
     except OSError as err:
-        raise MRTError(f"cannot read '{path}': {err.strerror or err}") from None
+        raise BitstreamError(f"cannot read '{path}': {err.strerror or err}") from None

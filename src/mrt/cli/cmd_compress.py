@@ -1,4 +1,4 @@
-"""``mrt compress IN... [-o OUT] [--model NAME|PATH] [--force] [-q] [--progress]``."""
+"""``mrt compress IN... [-o OUT] [--model NAME|PATH] [--max-bytes N | --bpp B] [--force] [-q] [--progress]``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ images). Without -o each output is written next to its input with the extension 
 folder and outputs keep their names relative to the input folder. Existing files are never
 overwritten without --force and no partial file is ever left behind. If some files fail, the
 others are still written, an error line is printed per failure and the exit status is 1.
+
+Rate: by default the model's own number of tokens per window (e.g. 16 for mrt-s-k16).
+--max-bytes N writes, per image, the file with the most tokens per window that is at most N
+bytes (header included), or fails for that image (exit status 7, no file) when even one token
+per window does not fit. --bpp B writes the file with the most tokens per window that is at
+most B bits per pixel, or one token per window when none is.
 """
 
 
@@ -39,20 +45,45 @@ def register(subparsers: Any) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
     add_batch_options(p, "output file (one input) or folder")
     p.add_argument("-m", "--model", metavar="NAME|PATH", help="model name or model file (default: the default shipped model)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--max-bytes", type=_positive(int), metavar="N",
+                      help="the best file of at most N bytes (header included); fails if none fits")
+    rate.add_argument("--bpp", type=_positive(float), metavar="B",
+                      help="the best file of at most B bits per pixel (else the smallest)")
 
 
-def _compress_one(codec: Any, job: Job, force: bool) -> str:
-    """Compress one file; returns its report line."""
+def _positive(kind: type) -> Any:
+    """An argparse type: a positive ``kind`` (int or float)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'a whole' if kind is int else 'a'} number: {text!r}") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _compress_one(codec: Any, job: Job, force: bool, rate: dict[str, Any]) -> str:
+    """Compress one file; returns its report line (with the tokens per window chosen by ``rate``)."""
     from mrt.io import atomic_write_bytes, load_image
 
     refuse_existing(job.dst, force)
     img = load_image(job.src)
-    data = codec.compress(img)
+    chosen = ""
+    if rate:  # rate control: the codec chooses the tokens per window
+        report = codec.encode(img, **rate)
+        data, chosen = report.data, f", {report.k} tokens per window"
+    else:
+        data = codec.compress(img)
     ensure_parent(job.dst)
     atomic_write_bytes(job.dst, data, force=force)
     height, width = img.shape[:2]
     bpp = 8.0 * len(data) / (height * width)
-    return f"{job.src} -> {job.dst}: {len(data)} B, {bpp:.4f} bpp"
+    return f"{job.src} -> {job.dst}: {len(data)} B, {bpp:.4f} bpp{chosen}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
     reporter = Reporter(len(plan.jobs), args.quiet, args.progress, "compress")
     for failure in plan.failures:
         reporter.failed(failure)
+    rate = {name: value for name, value in (("max_bytes", args.max_bytes), ("bpp", args.bpp)) if value is not None}
     for job in iterate(plan.jobs, reporter):
         try:
-            reporter.done(_compress_one(codec, job, args.force))
+            reporter.done(_compress_one(codec, job, args.force, rate))
         except MRTError as err:
             reporter.failed(Failure(str(job.src), err))
     return exit_status(reporter.failures, plan.n_inputs)

@@ -1,4 +1,4 @@
-"""``mrt decompress IN... [-o OUT] [--force] [-q] [--progress]``."""
+"""``mrt decompress IN... [-o OUT] [--max-pixels N] [--force] [-q] [--progress]``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from mrt.cli._common import (
     read_bytes,
     refuse_existing,
 )
-from mrt.errors import ImageError, MRTError
+from mrt.errors import ImageError, MRTError, memory_errors
 
 DESCRIPTION = """\
 Decompress .mrt files to images. No model option is needed: each file names its model. IN may
@@ -40,18 +40,25 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="IN", help=".mrt files or folders")
     add_batch_options(p, "output image file (one input) or folder")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="refuse files of images over N pixels (default 2^27, as for input images)")
 
 
 class _Codecs:
     """Codecs by model id, each loaded once."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pixels: int | None = None) -> None:
         self._by_id: dict[int, Any] = {}
+        self.max_pixels = max_pixels  # None: the codec's default limit
+        self.limits: dict[str, int] = {} if max_pixels is None else {"max_pixels": max_pixels}
 
     def for_file(self, data: bytes) -> Any:
         from mrt.bitstream import unpack
+        from mrt.io import DEFAULT_MAX_PIXELS
 
-        model_id = unpack(data).model_id  # clean BitstreamError before any model lookup
+        limit = DEFAULT_MAX_PIXELS if self.max_pixels is None else self.max_pixels
+        # a clean BitstreamError (header, payload floor, pixel limit) before any model lookup
+        model_id = unpack(data, limit).model_id
         if model_id not in self._by_id:
             from mrt.codec import open_for  # torch: only once a valid file needs its model
 
@@ -68,9 +75,10 @@ def _decompress_one(codecs: _Codecs, job: Job, force: bool) -> str:
         raise ImageError(f"cannot write '{job.dst}': unknown image extension '{job.dst.suffix}'")
     refuse_existing(job.dst, force)
     data = read_bytes(job.src)
-    img = codecs.for_file(data).decompress(data)
-    ensure_parent(job.dst)
-    save_image(img, job.dst, force=force)
+    with memory_errors(f"decompress '{job.src}'"):  # a failed allocation fails this file only
+        img = codecs.for_file(data).decompress(data, **codecs.limits)
+        ensure_parent(job.dst)
+        save_image(img, job.dst, force=force)
     height, width = img.shape[:2]
     return f"{job.src} -> {job.dst}: {width}x{height}"
 
@@ -80,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_jobs(args.inputs, args.output, MRT_SUFFIXES, ".png")
     if not plan.jobs and not plan.failures:
         raise MRTError("no .mrt files found")
-    codecs = _Codecs()
+    codecs = _Codecs(args.max_pixels)
     reporter = Reporter(len(plan.jobs), args.quiet, args.progress, "decompress")
     for failure in plan.failures:
         reporter.failed(failure)

@@ -1,4 +1,8 @@
-"""``mrt info FILE... [--json] [--verify]``: show the header of .mrt files."""
+"""``mrt info FILE... [--json] [--verify] [--max-pixels N]``: show the header of .mrt files.
+
+A header that cannot be decoded (a body under the payload floor for the image size it states,
+or an image over the pixel limit) is shown with its problems and counts as a failed file.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mrt.cli._common import Failure, describe_failure, exit_status, read_bytes
-from mrt.errors import MRTError
+from mrt.errors import BitstreamError, MRTError
 
 
 def register(subparsers: Any) -> None:
@@ -22,41 +26,56 @@ def register(subparsers: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help=".mrt files")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (a JSON list)")
     p.add_argument("--verify", action="store_true", help="also decode the file and check its checksum (needs its model)")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="flag images over N pixels, as decompress would refuse them (default 2^27)")
 
 
-def _model_names() -> dict[int, str]:
-    """Model id -> name of the models this installation knows (empty if unavailable)."""
+def _models() -> tuple[dict[int, str], dict[int, int]]:
+    """(model id -> name, version-1 id -> tokens per window) of the installed models (empty if unavailable)."""
     from mrt.codec import list_models
 
     try:
-        return {int(m.model_id): str(m.name) for m in list_models()}
+        models = list_models()
     except (MRTError, OSError):  # names are cosmetic: show the id alone
-        return {}
+        return {}, {}
+    names = {int(m.model_id): str(m.name) for m in models}
+    names.update({int(m.file_id): Path(m.path).stem for m in models if getattr(m, "file_id", None) is not None})
+    return names, {int(m.model_id): int(m.n_tokens) for m in models}
 
 
-def _describe(path: Path, names: dict[int, str] | None, verify: bool) -> dict[str, Any]:
-    """Header fields of one file (and the verification result)."""
-    from mrt.bitstream import unpack
+def _describe(path: Path, models: tuple[dict[int, str], dict[int, int]], verify: bool, max_pixels: int | None) -> dict[str, Any]:
+    """Header fields of one file, the problems that make it undecodable (and the verification result).
+
+    ``max_pixels``: the pixel limit to check (None: the default, 2^27).
+    """
+    from mrt.bitstream import header_problems, read_header
+    from mrt.io import DEFAULT_MAX_PIXELS
 
     data = read_bytes(path)
-    c = unpack(data)
+    c = read_header(data)
+    names, tokens = models
+    k = c.k if c.k is not None else tokens.get(c.model_id)
     fields: dict[str, Any] = {
         "file": str(path),
         "version": c.version,
         "model_id": f"0x{c.model_id:06x}",
-        "model_name": (names or {}).get(c.model_id),
+        "model_name": names.get(c.model_id),
+        "tokens_per_window": k,
         "height": c.height,
         "width": c.width,
         "payload_bytes": len(c.payload),
+        "padding_bytes": len(c.padding),
         "total_bytes": len(data),
         "bpp": 8.0 * len(data) / (c.height * c.width),
         "checksum": f"0x{c.checksum:04x}",
+        "problems": header_problems(c, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, k),
         "verified": None,
     }
-    if verify:
+    if verify and not fields["problems"]:
         from mrt.codec import open_for
 
-        open_for(data).decompress(data)  # raises on any mismatch
+        limits = {} if max_pixels is None else {"max_pixels": max_pixels}
+        open_for(data).decompress(data, **limits)  # raises on any mismatch
         fields["verified"] = True
     return fields
 
@@ -66,25 +85,30 @@ def _text(fields: dict[str, Any]) -> str:
     name = fields["model_name"] or "unknown model"
     check = {None: "", True: " (verified)"}[fields["verified"]]
     pixels = fields["height"] * fields["width"]
-    return "\n".join([
+    k = fields["tokens_per_window"]
+    padding = f" (+ {fields['padding_bytes']} B padding)" if fields["padding_bytes"] else ""
+    lines = [
         f"{fields['file']}:",
         f"  format version  {fields['version']}",
         f"  model           {fields['model_id']} ({name})",
+        f"  tokens/window   {k if k is not None else 'set by the model'}",
         f"  image size      {fields['width']} x {fields['height']} ({pixels} pixels)",
-        f"  payload         {fields['payload_bytes']} B",
+        f"  payload         {fields['payload_bytes']} B{padding}",
         f"  total           {fields['total_bytes']} B ({fields['bpp']:.4f} bpp)",
         f"  checksum        {fields['checksum']}{check}",
-    ])
+    ]
+    lines += [f"  INVALID         {problem}" for problem in fields["problems"]]
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the header of every file; failures get one error line each."""
-    names = _model_names()
+    models = _models()
     results: list[dict[str, Any]] = []
     failures: list[Failure] = []
     for text in args.files:
         try:
-            fields = _describe(Path(text), names, args.verify)
+            fields = _describe(Path(text), models, args.verify, args.max_pixels)
         except MRTError as err:
             failures.append(Failure(text, err))
             print(f"mrt: error: {describe_failure(failures[-1])}", file=sys.stderr)
@@ -92,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         results.append(fields)
         if not args.json:
             print(_text(fields))
+        if fields["problems"]:  # shown above; the file still counts as failed
+            failures.append(Failure(text, BitstreamError(fields["problems"][0])))
+            print(f"mrt: error: {describe_failure(failures[-1])}", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
     return exit_status(failures, len(args.files))

@@ -13,11 +13,13 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import TextIO
 
 from mrt import __version__
-from mrt.errors import MRTError
+from mrt.errors import MRTError, MRTWarning, NotEnoughMemoryError, is_allocation_failure
 
 #: Subcommands in help order, with the one-line summary ``mrt --help`` lists (the same text as
 #: each module's ``help=``; ``tests/test_cli.py`` checks that they agree).
@@ -31,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "report": "write the results report (markdown, RD curves, visual comparison)",
     "train": "train a stage from a YAML config (single process or under torchrun)",
     "release": "write a model file (.mrtm) from a training checkpoint",
+    "serve": "start a local page comparing MRT with classical codecs",
 }
 
 EXIT_INTERRUPTED = 130
@@ -45,6 +48,8 @@ exit status:
   3    image file unreadable, unsupported or too large
   4    .mrt file empty, truncated, corrupt or of an unsupported version
   5    unknown model or invalid model file
+  6    not enough memory for this image or file
+  7    the image does not fit --max-bytes even at one token per window
   130  interrupted (Ctrl-C)
 """
 
@@ -103,8 +108,34 @@ def _quiet_broken_pipe() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see ``mrt --help``)."""
+    """Run the command line; returns the exit status (see ``mrt --help``).
+
+    Warnings of the package (``MRTWarning``, e.g. "only the first frame of an animated image is
+    used") are printed as one line ``mrt: note: ...`` each time; the warning settings are
+    restored on return.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MRTWarning)
+        warnings.showwarning = _note_printer(warnings.showwarning)
+        return _run(argv)
+
+
+def _note_printer(fallback: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints ``MRTWarning``s as notes and passes others on."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        if issubclass(category, MRTWarning):
+            print(f"mrt: note: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _run(argv: list[str]) -> int:
+    """Parse ``argv`` and run the command; errors become one line on stderr and an exit status."""
     try:
         parser = build_parser(requested_command(argv))
         try:
@@ -118,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mrt: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (MemoryError, RuntimeError) as err:  # a failed allocation outside the per-file handling
+        if not is_allocation_failure(err):
+            raise
+        print("mrt: error: not enough memory (the image or file is too large for this machine)", file=sys.stderr)
+        return NotEnoughMemoryError.exit_code
     except BrokenPipeError:
         _quiet_broken_pipe()
         return 1

@@ -20,6 +20,10 @@ Coder (all integers; see docs/bitstream.md for the normative description):
   8 bytes are appended with their trailing zero bytes removed (so the termination costs at
   most one byte). Bytes output before termination are never removed. The decoder reads zeros
   past the end of the payload, so it sees exactly the untrimmed stream.
+* Early stop: a valid payload is never read more than the window (8 bytes) past its end,
+  because ``finish()`` requires ``bytes shifted in - 8 + len(tail) == len(payload)``; the decoder
+  raises ``BitstreamError`` as soon as it would, so a short payload cannot make it decode
+  symbols (and the caller compute tables) for much longer than its length allows.
 * Check: at ``finish()`` the decoder recomputes that final value from its own state and the
   length the payload must then have (bytes it shifted in + the trimmed final value). The payload
   is accepted only if both match, i.e. only if it is exactly the encoder's output for the
@@ -200,6 +204,7 @@ class SymbolDecoder:
         """The decoding loop; ``cdf (n, A + 1)`` starts at 0 and ends at the row total."""
         low, rng, code = self._low, self._rng, self._code
         data, pos, size = self._data, self._pos, len(self._data)
+        limit = size + _WINDOW_BYTES  # a valid stream never reads further (see finish)
         search = np.searchsorted
         symbols: list[int] = []
         for row, p in zip(cdf, shifts):
@@ -216,6 +221,10 @@ class SymbolDecoder:
                 pos += 1
                 low = (low << 8) & _MASK
                 rng <<= 8
+                if pos > limit:
+                    raise BitstreamError(
+                        "truncated or corrupt file (the coded data ends before the last symbol)"
+                    )
             symbols.append(s)
         self._low, self._rng, self._code, self._pos = low, rng, code, pos
         return symbols

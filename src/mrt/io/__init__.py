@@ -1,6 +1,13 @@
 """Image files in and out: :func:`load_image`, :func:`save_image`, :func:`atomic_write_bytes`."""
 
-from mrt.io.files import OutputExistsError, atomic_write, atomic_write_bytes, atomic_write_text
+from mrt.io.files import (
+    OutputExistsError,
+    UnsafeOutputError,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output_path,
+)
 from mrt.io.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
@@ -16,6 +23,7 @@ from mrt.io.images import (
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "OutputExistsError",
+    "UnsafeOutputError",
     "IMAGE_SUFFIXES",
     "SAVE_SUFFIXES",
     "apply_orientation",
@@ -23,6 +31,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_output_path",
     "encode_image",
     "is_image_file",
     "load_image",

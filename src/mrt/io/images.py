@@ -14,12 +14,15 @@ Conversion rules of :func:`load_image` (documented behaviour):
   Pillow's high-byte truncation is used). Mode ``I`` is read as 16-bit when its values fit in
   ``[0, 65535]`` and exceed 255, else as 8-bit (clipped); mode ``F`` is read as ``[0, 1]``
   if its maximum is <= 1, else as ``[0, 255]`` (clipped).
-* Multi-frame files (GIF, APNG, TIFF) give their first frame. ICC profiles are not applied.
+* Multi-frame files (animated GIF, WebP and APNG, multi-page TIFF) give their first frame, with a
+  ``FirstFrameWarning`` saying how many frames the file has (``mrt`` prints it as a note).
+  ICC profiles are not applied.
 * HEIC/HEIF is read when ``pillow-heif`` is installed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -31,7 +34,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mrt.errors import ImageError
+from mrt.errors import FirstFrameWarning, ImageError
 from mrt.io.files import atomic_write_bytes
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
@@ -141,6 +144,27 @@ def _check_size(im: Image.Image, name: str, max_pixels: int) -> None:
             f"cannot read '{name}': image is {width}x{height} pixels; "
             f"the limit is {max_pixels} pixels"
         )
+
+
+def _frame_count(im: Image.Image) -> str | None:
+    """How many frames an animated or multi-page file holds, in words (None for a single frame)."""
+    if not getattr(im, "is_animated", False):
+        return None
+    try:
+        return str(int(im.n_frames))
+    except Exception:  # noqa: BLE001 - a damaged later frame must not make the first unreadable
+        return "several"
+    finally:
+        with contextlib.suppress(Exception):
+            if im.tell() != 0:
+                im.seek(0)
+
+
+def _warn_if_several_frames(im: Image.Image, name: str) -> None:
+    """Warn (``FirstFrameWarning``) when the file holds more than one frame: only the first is read."""
+    frames = _frame_count(im)
+    if frames is not None:
+        warnings.warn(FirstFrameWarning(f"'{name}' has {frames} frames; only the first is used"), stacklevel=3)
 
 
 def _scale16(values: np.ndarray) -> np.ndarray:
@@ -277,6 +301,7 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     im = _open_lazily(source, name)
     with im:
         _check_size(im, name, max_pixels)
+        _warn_if_several_frames(im, name)
         orientation = _orientation(im)
         try:
             rgb = None

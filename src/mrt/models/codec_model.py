@@ -5,6 +5,8 @@ tiling of the full-resolution convolutions for large images, cropping back).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +49,24 @@ def apply_tiled(net: nn.Module, x: torch.Tensor, scale: float, unit: int) -> tor
             cols.append(out[:, :, oy : oy + oh, ox : ox + ow])
         rows.append(torch.cat(cols, dim=3))
     return torch.cat(rows, dim=2)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with one intra-op thread; the caller's setting is restored afterwards.
+
+    Why the decoder needs it: with more than one thread, PyTorch runs a 1x1 convolution that has
+    a bias through oneDNN (bias added after the sum) instead of im2col + GEMM (sum started from
+    the bias), so its output changes in the last bits with the thread count, and the decoded
+    image by 1 in a few pixels. 3x3 convolutions and bias-free 1x1 ones give the same bits for
+    any thread count at the shapes decoding uses (measured with 1, 2, 3, 4 and 8 threads).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -171,8 +191,13 @@ class MRTCodecModel(nn.Module):
         """{0,1} token bits [1, nW, k, d] -> uint8 image [height, width, 3]."""
         geo = self.geometry(height, width)
         tokens = bits01.float() * 2.0 - 1.0
-        logits = self.decoder(tokens, geo.rows, geo.cols)
-        rgb = self.render(self.synthesize_latent(self.codes_from_logits(logits)))
+        # tokens -> latent on one thread (cheap: 1/16 and 1/8 resolution), so that the decoded
+        # pixels do not depend on the thread count; the RGB decoder (most of the time) keeps
+        # the caller's threads (see one_thread)
+        with one_thread():
+            logits = self.decoder(tokens, geo.rows, geo.cols)
+            latent = self.synthesize_latent(self.codes_from_logits(logits))
+        rgb = self.render(latent)
         rgb = rgb[0, :, :height, :width].clamp(0.0, 1.0)
         return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 

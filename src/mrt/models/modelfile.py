@@ -7,8 +7,10 @@ A model file is a safetensors file whose metadata holds
   * ``variants``: JSON list of ``{"name", "k_code", "model_id"}``: the rate points. One set of
     weights serves several rates (nested tokens), so a family ships as one file;
   * ``default_variant``, ``description``, ``license``, ``provenance`` (free text, JSON).
-The 24-bit model id of a variant (written in every compressed file's header) is derived from the
+The 24-bit model id of a variant (written in version-1 file headers) is derived from the
 canonical config, the number of coded tokens and the weights hash (``mrt.models.config.model_id``).
+The id of the file itself (``file_id``: config and weights hash, no number of tokens; written in
+version-2 headers, which state the number of tokens beside it) serves every rate 1..K.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class ModelFileInfo:
     file_size: int
     n_params: int
 
+    @property
+    def file_id(self) -> int:
+        """24-bit id of the model file's config and weights (any number of tokens; version-2 files)."""
+        return file_id(self.config, self.weights_sha256)
+
     def variant(self, name: str | None) -> Variant:
         wanted = self.default_variant if name is None else name
         for v in self.variants:
@@ -77,7 +84,13 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
 
 
 def variant_id(cfg: MRTConfig, k_code: int, sha: str) -> int:
+    """Id of one rate variant (version-1 files): config, number of tokens and weights hash."""
     return model_id(cfg, f"k={k_code}|{sha}")
+
+
+def file_id(cfg: MRTConfig, sha: str) -> int:
+    """Id of a model file (version-2 files, which state the number of tokens separately)."""
+    return model_id(cfg, sha)
 
 
 def save_model_file(
@@ -99,9 +112,9 @@ def save_model_file(
     var_list = [
         {"name": name, "k_code": int(k), "model_id": variant_id(cfg, int(k), sha)} for name, k in sorted(variants.items())
     ]
-    ids = [v["model_id"] for v in var_list]
+    ids = [v["model_id"] for v in var_list] + [file_id(cfg, sha)]
     if len(set(ids)) != len(ids):
-        raise ModelError("two variants got the same model id; change a variant")
+        raise ModelError("two variants (or a variant and the file) got the same model id; change a variant")
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -1,0 +1,84 @@
+"""Decoded pixels do not depend on the thread count (issue 14), and decoding leaves it as it was.
+
+Before the fix, the generator's 1x1 convolutions with a bias ran through a different algorithm
+with one thread than with several, and this 256x256 synthetic image decoded with 1 and with 2
+threads differed by 1 in 7 pixels (kodim01: 15 to 28 pixels).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import structured_image
+
+from mrt.codec import Codec
+from mrt.models.codec_model import one_thread
+
+# Decodes argv[1] with argv[2] threads and saves the pixels to argv[3] (a fresh interpreter, so
+# that the thread count is the one the process started with, as for a user).
+DECODE_SCRIPT = """
+import sys
+import numpy as np
+import torch
+from mrt.codec import decompress
+from pathlib import Path
+torch.set_num_threads(int(sys.argv[2]))
+img = decompress(Path(sys.argv[1]).read_bytes())
+assert torch.get_num_threads() == int(sys.argv[2])
+np.save(sys.argv[3], img)
+"""
+
+
+def _decode_in_subprocess(mrt_file: Path, threads: int, out: Path) -> np.ndarray:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    subprocess.run(
+        [sys.executable, "-c", DECODE_SCRIPT, str(mrt_file), str(threads), str(out)],
+        env=env, check=True, timeout=600,
+    )
+    return np.load(out)
+
+
+@pytest.fixture(scope="module")
+def default_codec() -> Codec:
+    return Codec.load()
+
+
+def test_pixels_equal_with_one_and_two_threads(default_codec: Codec, tmp_path: Path) -> None:
+    data = default_codec.compress(structured_image(256, 256, seed=0))
+    mrt_file = tmp_path / "img.mrt"
+    mrt_file.write_bytes(data)
+    one = _decode_in_subprocess(mrt_file, 1, tmp_path / "one.npy")
+    two = _decode_in_subprocess(mrt_file, 2, tmp_path / "two.npy")
+    assert one.shape == two.shape == (256, 256, 3)
+    differing = int((one != two).any(axis=-1).sum())
+    assert differing == 0, f"{differing} pixels differ between 1 and 2 threads"
+
+
+def test_decoding_leaves_the_thread_count_unchanged(default_codec: Codec) -> None:
+    data = default_codec.compress(structured_image(64, 64, seed=1))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        default_codec.decompress(data)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_one_thread_restores_the_setting_after_an_error() -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(RuntimeError, match="inside"):
+            with one_thread():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
