@@ -18,7 +18,7 @@ import torch
 from conftest import structured_image
 
 from mrt.codec import Codec
-from mrt.models.codec_model import one_thread
+from mrt.models.threads import one_thread
 
 # Decodes argv[1] with argv[2] threads and saves the pixels to argv[3] (a fresh interpreter, so
 # that the thread count is the one the process started with, as for a user).

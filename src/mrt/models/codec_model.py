@@ -5,8 +5,6 @@ tiling of the full-resolution convolutions for large images, cropping back).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +18,7 @@ from mrt.models.geometry import Geometry
 from mrt.models.mrt import MRTDecoder, MRTEncoder
 from mrt.models.rcm import RCM, Step
 from mrt.models.taef2 import LATENT_STRIDE, TAEF2Encoder
+from mrt.models.threads import one_thread
 
 # Full-resolution convolutions run on tiles once an image exceeds this many pixels, so that
 # memory stays bounded (a 4K image would otherwise hold several GB of 64-channel activations).
@@ -49,24 +48,6 @@ def apply_tiled(net: nn.Module, x: torch.Tensor, scale: float, unit: int) -> tor
             cols.append(out[:, :, oy : oy + oh, ox : ox + ow])
         rows.append(torch.cat(cols, dim=3))
     return torch.cat(rows, dim=2)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the block with one intra-op thread; the caller's setting is restored afterwards.
-
-    Why the decoder needs it: with more than one thread, PyTorch runs a 1x1 convolution that has
-    a bias through oneDNN (bias added after the sum) instead of im2col + GEMM (sum started from
-    the bias), so its output changes in the last bits with the thread count, and the decoded
-    image by 1 in a few pixels. 3x3 convolutions and bias-free 1x1 ones give the same bits for
-    any thread count at the shapes decoding uses (measured with 1, 2, 3, 4 and 8 threads).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass

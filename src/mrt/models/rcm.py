@@ -21,8 +21,6 @@ increasing in-window index. Tables come from float32 probabilities computed with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +34,7 @@ from mrt.blocks.rwkv import BiRWKVBlock
 from mrt.entropy import SymbolDecoder, SymbolEncoder, estimate_bits, quantize_pmf
 from mrt.errors import BitstreamError
 from mrt.models.config import MRTConfig
+from mrt.models.threads import one_thread
 
 PRECISION = 16  # bits of the integer frequency tables (part of the file format)
 
@@ -73,17 +72,6 @@ class CodedTokens:
     symbols: np.ndarray  # int64 [n], every coded symbol in coding order (the container checksums them)
     estimated_bits: float  # sum of -log2 p(symbol) under the float probabilities
     table_bits: float  # the same under the integer tables (what the coder pays, before termination)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the entropy model with one thread: its tables must not depend on the caller's thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class RCM(nn.Module):
@@ -204,7 +192,7 @@ class RCM(nn.Module):
         encoder = SymbolEncoder()
         ordered: list[np.ndarray] = []
         est = table = 0.0
-        with _one_thread():
+        with one_thread():
             for planned in self.plan(k):
                 tables = self.step_tables(bits_pm1, planned)
                 syms = symbols[:, planned.tokens, planned.step.group].reshape(-1).numpy()
@@ -226,7 +214,7 @@ class RCM(nn.Module):
         decoder = SymbolDecoder(payload)
         ordered: list[np.ndarray] = []
         try:
-            with _one_thread():
+            with one_thread():
                 for planned in self.plan(k):
                     tok, g = planned.tokens, planned.step.group
                     syms = decoder.decode(self.step_tables(known, planned).freqs)
