@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,12 @@ def structured_image(h: int, w: int, seed: int = 0) -> np.ndarray:
         axis=-1,
     )
     return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Run the test with one torch thread (the golden files' checksums were recorded so)."""
+    from mrt.models.threads import one_thread as fixed_threads
+
+    with fixed_threads():
+        yield

@@ -11,8 +11,6 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 from mrt.codec import Codec, decompress
 from mrt.io import load_image
@@ -25,12 +23,6 @@ DECODED_SHA256 = "880ac8cf8b5f5ed0597569aee9891f8ca7ce73776fbce2a971ad75769a922c
 BITS_SHA256_16 = "c1c64ecdf433ab9b"  # of the decoded token bits as uint8 [1, nW, K, d]
 
 
-@pytest.fixture()
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_golden_file_is_the_committed_one() -> None:

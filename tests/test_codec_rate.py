@@ -39,7 +39,7 @@ def real_sizes(codec: Codec, images: dict[str, np.ndarray]) -> dict[str, list[in
     """Size of the real file at every k = 1..K (index k - 1), from one encoder pass per image."""
     out = {}
     for name, img in images.items():
-        bits = codec._tokens(img, codec.max_tokens)
+        bits = codec.model.encode_bits(img, codec.max_tokens)[0]
         out[name] = [len(codec._encode_k(img, bits[:, :k].contiguous(), k).data)
                      for k in range(1, codec.max_tokens + 1)]
         assert out[name][4] == len(codec.compress(img, k=5))  # what compress writes

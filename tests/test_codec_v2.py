@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import structured_image
 from mrt.bitstream import HEADER_SIZES, min_body_bytes, pack, symbols_digest, unpack
@@ -31,12 +30,6 @@ V1_DECODED_SHA256 = "880ac8cf8b5f5ed0597569aee9891f8ca7ce73776fbce2a971ad75769a9
 MRT_S_FILE_ID = 0x5730AF  # model_id(config, weights sha256) of src/mrt/weights/mrt-s.mrtm
 
 
-@pytest.fixture()
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _sha(a: bytes) -> str:

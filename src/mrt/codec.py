@@ -232,7 +232,7 @@ class Codec:
         with memory_errors(f"compress a {img.shape[1]}x{img.shape[0]} image"):
             if max_bytes is None and bpp is None:
                 k = self.model.k_code if k is None else k
-                return self._encode_k(img, self._tokens(img, k), k)
+                return self._encode_k(img, self.model.encode_bits(img, k)[0], k)
             budget = budget_bytes(img.shape[0], img.shape[1], max_bytes, bpp)
             return self._fit(img, budget, strict=max_bytes is not None)
 
@@ -244,12 +244,6 @@ class Codec:
 
     def estimate_bpp(self, img: np.ndarray) -> float:
         return self.encode(img).estimated_bpp
-
-    def _tokens(self, img: np.ndarray, k: int) -> torch.Tensor:
-        """The encoder pass: {0,1} bits [nW, k, d] of the first ``k`` tokens of every window."""
-        with torch.inference_mode():
-            latent = self.model.analyse(self.model.image_to_tensor(img))
-            return self.model.quantize(latent, k).bits[0]
 
     def _v1_variant(self, payload_bytes: int, height: int, width: int, k: int) -> Variant | None:
         """The rate variant a version-1 file (one byte shorter) names, or None: write version 2."""
@@ -283,7 +277,7 @@ class Codec:
         from there until one fits (usually the first or second).
         """
         height, width = img.shape[:2]
-        bits = self._tokens(img, self.max_tokens)  # [nW, K, d]
+        bits = self.model.encode_bits(img, self.max_tokens)[0]  # [nW, K, d]
         pm1 = bits[None].float() * 2.0 - 1.0
         sizes: dict[int, int] = {}
 
@@ -332,6 +326,10 @@ class Codec:
         before any network call, and images over ``max_pixels`` (None: no limit).
         """
         container = unpack(data, max_pixels)
+        return self._decode_container(container)[None], container.height, container.width
+
+    def _decode_container(self, container: Container) -> torch.Tensor:
+        """{0,1} token bits [nW, k, d] of an unpacked file, checked against its checksum."""
         k = self._k_of(container)
         problems = header_problems(container, k=k)
         if problems:
@@ -339,14 +337,13 @@ class Codec:
         geo = self.model.geometry(container.height, container.width)
         bits, symbols = self.model.rcm.decode(container.payload, geo.n_windows, k)
         verify(container, symbols_digest(symbols))
-        return bits[None], container.height, container.width
+        return bits
 
     def decompress(self, data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """File bytes -> uint8 [H, W, 3]; raises ``BitstreamError`` on any corruption (see :meth:`decode_symbols`)."""
         c = unpack(data, max_pixels)
         with memory_errors(f"decode a {c.width}x{c.height} image"):
-            bits, h, w = self.decode_symbols(data, max_pixels)
-            return self.model.decode_bits(bits, h, w)
+            return self.model.decode_bits(self._decode_container(c)[None], c.height, c.width)
 
     def reconstruct(self, img: np.ndarray) -> np.ndarray:
         """The eval-mode forward (no entropy coding): equals ``decompress(compress(img))`` exactly."""

@@ -152,16 +152,9 @@ def _load_codec(model: str | None) -> Codec:
 
 def _to_rgb_array(im: Image.Image) -> np.ndarray:
     """uint8 [H, W, 3] with the conversion rules of ``mrt.io.load_image`` (alpha on white, 16-bit scaled)."""
-    if im.mode == "RGB":
-        return np.array(im, dtype=np.uint8)
-    from mrt.io import load_image  # noqa: PLC0415
+    from mrt.io.images import pillow_to_rgb  # noqa: PLC0415
 
-    buf = io.BytesIO()
-    try:
-        im.save(buf, format="PNG")
-    except (OSError, ValueError):  # a mode PNG cannot store (e.g. F, CMYK): Pillow's own conversion
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return load_image(buf.getvalue(), max_pixels=im.width * im.height)
+    return pillow_to_rgb(im)
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:

@@ -231,7 +231,7 @@ def _int_image_to_rgb(im: Image.Image) -> np.ndarray:
     return _gray_to_rgb(np.clip(values, 0, 255).astype(np.uint8))
 
 
-def _pillow_to_rgb(im: Image.Image) -> np.ndarray:
+def pillow_to_rgb(im: Image.Image) -> np.ndarray:
     """Any Pillow mode -> RGB uint8 (H, W, 3), alpha composited onto white."""
     mode = im.mode
     if mode.startswith("I") or mode == "F":
@@ -309,7 +309,7 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
                 rgb = _decode_png16(_raw_bytes(source))
             if rgb is None:
                 im.load()
-                rgb = _pillow_to_rgb(im)
+                rgb = pillow_to_rgb(im)
         except ImageError as err:
             raise ImageError(f"cannot read '{name}': {err}") from None
         except (OSError, ValueError, SyntaxError, EOFError) as err:

@@ -162,10 +162,10 @@ class MRTCodecModel(nn.Module):
         return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0
 
     @torch.inference_mode()
-    def encode_bits(self, img: np.ndarray) -> torch.Tensor:
-        """uint8 image [H, W, 3] -> {0,1} token bits [1, nW, k_code, d] (int64)."""
+    def encode_bits(self, img: np.ndarray, k: int | None = None) -> torch.Tensor:
+        """uint8 image [H, W, 3] -> {0,1} token bits [1, nW, k, d] (int64) of the first ``k`` (default ``k_code``) tokens."""
         latent = self.analyse(self.image_to_tensor(img))
-        return self.quantize(latent, self.k_code).bits
+        return self.quantize(latent, self.k_code if k is None else k).bits
 
     @torch.inference_mode()
     def decode_bits(self, bits01: torch.Tensor, height: int, width: int) -> np.ndarray:
