@@ -143,12 +143,12 @@ def test_unpack_errors_are_clear() -> None:
     for cut in range(3, HEADER_SIZES[2]):
         with pytest.raises(BitstreamError, match="shorter than the 13-byte header"):
             unpack(good2[:cut])
-    for version in (0, 3, 15):
+    for version in (0, 4, 15):
         bad = good[:2] + bytes([version << 4]) + good[3:]
         with pytest.raises(BitstreamError) as info:
             unpack(bad)
         assert str(info.value) == (
-            f"file format version {version} is not supported by this mrt (supports 1, 2)"
+            f"file format version {version} is not supported by this mrt (supports 1, 2, 3)"
         )
     with pytest.raises(BitstreamError, match="feature flags 0x3"):
         unpack(good[:2] + bytes([0x13]) + good[3:])

@@ -38,7 +38,7 @@ class FakeCodec:
     loads: list[str | None] = []
 
     @classmethod
-    def load(cls, name_or_path: str | None = None) -> "FakeCodec":
+    def load(cls, name_or_path: str | None = None, precision: str = "auto") -> "FakeCodec":
         cls.loads.append(name_or_path)
         if name_or_path not in (None, "fake-tiny"):
             raise ModelError(f"unknown model '{name_or_path}' (see 'mrt models')")
@@ -72,7 +72,7 @@ class FakeModelInfo:
     file_size: int
 
 
-def _open_for(data: bytes) -> FakeCodec:
+def _open_for(data: bytes, precision: str = "auto") -> FakeCodec:
     model_id = unpack(data).model_id
     if model_id != FAKE_ID:
         raise ModelError(f"unknown model id 0x{model_id:06x} (is the model installed?)")

@@ -7,6 +7,8 @@
     data = codec.compress(img, bpp=0.01)  # the most tokens whose file is <= 0.01 bpp (else k = 1)
     out = codec.decompress(data)          # uint8 [H, W, 3], same size
     out = decompress(data)                # module level: finds the model named in the header
+    codec = Codec.load(precision="fp32")  # the reference fp32 convolutions (default "auto": bf16
+                                          # where the CPU has it natively; mrt.models.inference)
 
 This module finds models (shipped files and ``MRT_MODEL_PATH``), checks images, chooses the
 number of tokens per window (rate control) and wraps the RCM's payload in the container
@@ -16,44 +18,39 @@ number of tokens per window (rate control) and wraps the RCM's payload in the co
 
 from __future__ import annotations
 
-import math
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mrt.bitstream import HEADER_SIZES, MAX_SIDE, Container, file_size, header_problems, min_body_bytes, pack
+from mrt.bitstream import MAX_SIDE, Container, code_for_factor, file_size, header_problems, min_body_bytes, pack
 from mrt.bitstream import symbols_digest, unpack, verify
-from mrt.bitstream.budget import budget_bytes, check_rate_options, largest_candidate
-from mrt.errors import BitstreamError, BudgetError, ModelError, memory_errors, unknown_model_error
+from mrt.bitstream.budget import budget_bytes, check_rate_options
+from mrt.errors import BitstreamError, ModelError, memory_errors, unknown_model_error
 from mrt.io.images import DEFAULT_MAX_PIXELS, check_rgb_image
+from mrt.io.resample import resize_rgb
 from mrt.models.codec_model import MRTCodecModel
-from mrt.models.modelfile import SUFFIX, ModelFileInfo, Variant, load_model_file, read_model_info
+from mrt.catalog import DEFAULT_FAMILY, MODEL_PATH_ENV, WEIGHTS_DIR, ModelInfo, infos, installed, list_models, resolve
+from mrt.models.inference import ConvPlan, CpuFeatures, InferenceSettings, Precision
+from mrt.models.inference import resolve as resolve_plan
+from mrt.models.modelfile import ModelFileInfo, Variant, load_model_file
+from mrt.models.threads import one_thread
+from mrt.scaling import choose_scale_code, coded_image, fit_budget
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_FAMILY = "mrt-s"  # file stem of the default shipped model family
-MODEL_PATH_ENV = "MRT_MODEL_PATH"  # extra folders/files with model files, os.pathsep-separated
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One selectable model (a rate variant of a model file), as listed by ``mrt models``."""
-
-    name: str
-    model_id: int
-    description: str
-    n_tokens: int
-    bits: int
-    window: int
-    params: int
-    file_size: int
-    path: str
-    default: bool
-    file_id: int  # id of the model file (version-2 files name it, with their tokens per window)
-
+__all__ = [
+    "DEFAULT_FAMILY",
+    "MODEL_PATH_ENV",
+    "WEIGHTS_DIR",
+    "Codec",
+    "EncodeReport",
+    "ModelInfo",
+    "compress",
+    "decompress",
+    "list_models",
+    "open_for",
+]
 
 @dataclass(frozen=True)
 class EncodeReport:
@@ -68,10 +65,11 @@ class EncodeReport:
     k: int = 0  # tokens per window coded
     estimated_ks: tuple[int, ...] = ()  # rate control: numbers of tokens whose size was estimated
     encoded_ks: tuple[int, ...] = ()  # rate control: ... and those encoded for real, in order
+    scale_code: int = 0  # the coded copy's downscaling (mrt.bitstream.SCALE_FACTORS); 0: the image itself
 
     @property
     def version(self) -> int:
-        """File format version of ``data`` (1 where the file fits it, else 2)."""
+        """File format version of ``data`` (the oldest that can express the file: 1, 2 or 3)."""
         return self.data[2] >> 4
 
     @property
@@ -83,90 +81,6 @@ class EncodeReport:
         return self.estimated_bits / (self.height * self.width)
 
 
-def _search_path() -> list[Path]:
-    paths = [WEIGHTS_DIR]
-    extra = os.environ.get(MODEL_PATH_ENV, "")
-    paths.extend(Path(p) for p in extra.split(os.pathsep) if p)
-    return paths
-
-
-def _model_files() -> list[Path]:
-    files: list[Path] = []
-    for p in _search_path():
-        if p.is_file() and p.suffix == SUFFIX:
-            files.append(p)
-        elif p.is_dir():
-            files.extend(sorted(p.glob(f"*{SUFFIX}")))
-    return files
-
-
-@lru_cache(maxsize=64)
-def _info_cached(path: str, mtime: float) -> ModelFileInfo:
-    return read_model_info(path)
-
-
-def _infos() -> list[ModelFileInfo]:
-    return [_info_cached(str(p), p.stat().st_mtime) for p in _model_files()]
-
-
-def _default_info() -> ModelFileInfo | None:
-    """The model file used when none is named: ``DEFAULT_FAMILY`` if installed, else the first found."""
-    infos = _infos()
-    for info in infos:
-        if info.path.stem == DEFAULT_FAMILY:
-            return info
-    return infos[0] if infos else None
-
-
-def list_models() -> list[ModelInfo]:
-    """Every rate variant of every model file on the search path (shipped ones first)."""
-    out = []
-    default = _default_info()
-    for info in _infos():
-        for v in info.variants:
-            out.append(
-                ModelInfo(
-                    name=v.name,
-                    model_id=v.model_id,
-                    description=info.description,
-                    n_tokens=v.k_code,
-                    bits=info.config.token_bits,
-                    window=info.config.window,
-                    params=info.n_params,
-                    file_size=info.file_size,
-                    path=str(info.path),
-                    default=info is default and v.name == info.default_variant,
-                    file_id=info.file_id,
-                )
-            )
-    return out
-
-
-def _resolve(name_or_path: str | None) -> tuple[Path, str | None]:
-    """(model file, variant name or None for the file's default) of a model name or path."""
-    if name_or_path is None:
-        info = _default_info()
-        if info is None:
-            raise ModelError(
-                "no trained model is installed (the package ships none yet); pass a model file with --model PATH"
-            )
-        return info.path, None
-    path_part, _, variant = name_or_path.partition("#")
-    candidate = Path(path_part)
-    if candidate.suffix == SUFFIX or candidate.is_file():
-        if not candidate.is_file():
-            raise ModelError(f"model file not found: {candidate}")
-        return candidate, variant or None
-    for info in _infos():
-        for v in info.variants:
-            if v.name == name_or_path:
-                return info.path, v.name
-        if info.path.stem == name_or_path:
-            return info.path, None
-    known = ", ".join(m.name for m in list_models()) or "none installed"
-    raise ModelError(f"unknown model {name_or_path!r} (known: {known})")
-
-
 def _check_image(img: np.ndarray) -> np.ndarray:
     return check_rgb_image(img, MAX_SIDE)
 
@@ -174,21 +88,44 @@ def _check_image(img: np.ndarray) -> np.ndarray:
 class Codec:
     """A loaded model (one rate variant) that compresses and decompresses images."""
 
-    def __init__(self, model: MRTCodecModel, info: ModelFileInfo, variant: Variant) -> None:
+    def __init__(
+        self, model: MRTCodecModel, info: ModelFileInfo, variant: Variant, precision: Precision = "auto"
+    ) -> None:
         self.model = model.eval()
         self.info = info
         self.variant = variant
+        self.set_inference(InferenceSettings(precision))
 
     @classmethod
-    def load(cls, name_or_path: str | None = None) -> "Codec":
-        """A shipped model by name (``mrt models``), a ``.mrtm`` path (``path#variant`` picks a rate), or the default."""
-        path, variant = _resolve(name_or_path)
-        model, info, chosen = load_model_file(path, variant)
-        return cls(model, info, chosen)
+    def load(cls, name_or_path: str | None = None, *, precision: Precision = "auto") -> "Codec":
+        """A shipped model by name (``mrt models``), a ``.mrtm`` path (``path#variant`` picks a rate), or the default.
+
+        ``precision`` of the analysis and RGB-decoder convolutions: ``auto``, ``bf16`` or ``fp32``
+        (``mrt.models.inference``); the entropy model's path is fp32 whatever it is.
+        """
+        path, variant = resolve(name_or_path)
+        return _load(str(path), variant, precision)
+
+    def set_inference(self, settings: InferenceSettings, cpu: CpuFeatures | None = None) -> ConvPlan:
+        """Run the analysis and RGB decoder as ``settings`` say on ``cpu`` (default: this CPU's features).
+
+        Sets ``self.model.conv_plan`` (the model is this codec's) and returns it.
+        """
+        plan = resolve_plan(settings, cpu)
+        self.model.conv_plan = plan
+        return plan
+
+    @property
+    def conv_plan(self) -> ConvPlan:
+        """How the analysis and RGB decoder run (dtype, memory format)."""
+        return self.model.conv_plan
 
     @classmethod
-    def from_model(cls, model: MRTCodecModel, name: str = "in-memory") -> "Codec":
-        """Wrap an untrained/in-memory model (tests, experiments); its id hashes its current weights."""
+    def from_model(cls, model: MRTCodecModel, name: str = "in-memory", *, precision: Precision = "auto") -> "Codec":
+        """Wrap an untrained/in-memory model (tests, experiments); its id hashes its current weights.
+
+        The codec sets the model's inference plan (``precision``), which its training forward ignores.
+        """
         from mrt.models.modelfile import variant_id, weights_hash
 
         sha = weights_hash(model.state_dict())
@@ -196,7 +133,7 @@ class Codec:
         variant = Variant(name, model.k_code, variant_id(cfg, model.k_code, sha))
         info = ModelFileInfo(Path(name), cfg, sha, (variant,), name, "in-memory model", "", "{}", 0,
                              sum(p.numel() for p in model.parameters()))
-        return cls(model, info, variant)
+        return cls(model, info, variant, precision)
 
     @property
     def name(self) -> str:
@@ -219,28 +156,44 @@ class Codec:
 
     # ----- encoding -----
     def encode(
-        self, img: np.ndarray, *, k: int | None = None, max_bytes: int | None = None, bpp: float | None = None
+        self,
+        img: np.ndarray,
+        *,
+        k: int | None = None,
+        max_bytes: int | None = None,
+        bpp: float | None = None,
+        scale: float | None = None,
     ) -> EncodeReport:
         """Compress an image and report the model's rate estimate beside the real size.
 
         At most one of: ``k`` tokens per window (default: the variant's), ``max_bytes`` (the most
         tokens whose file fits; ``BudgetError`` if even one token per window does not) or ``bpp``
         (the most tokens whose file is at most ``bpp`` bits per pixel, else one token per window).
+        ``scale``: code a copy downscaled by this factor (>= 1; the nearest of
+        ``mrt.bitstream.SCALE_FACTORS``); None: chosen from the image (``mrt.scaling``), 1: never.
         """
         img = _check_image(img)
         check_rate_options(k, max_bytes, bpp, self.max_tokens)
+        codes = None if scale is None else [code_for_factor(scale)]
         with memory_errors(f"compress a {img.shape[1]}x{img.shape[0]} image"):
             if max_bytes is None and bpp is None:
+                code = choose_scale_code(img) if codes is None else codes[0]
                 k = self.model.k_code if k is None else k
-                return self._encode_k(img, self.model.encode_bits(img, k)[0], k)
+                return self._encode_k(img, self.model.encode_bits(coded_image(img, code), k)[0], k, code)
             budget = budget_bytes(img.shape[0], img.shape[1], max_bytes, bpp)
-            return self._fit(img, budget, strict=max_bytes is not None)
+            return fit_budget(self, img, budget, strict=max_bytes is not None, codes=codes)
 
     def compress(
-        self, img: np.ndarray, *, k: int | None = None, max_bytes: int | None = None, bpp: float | None = None
+        self,
+        img: np.ndarray,
+        *,
+        k: int | None = None,
+        max_bytes: int | None = None,
+        bpp: float | None = None,
+        scale: float | None = None,
     ) -> bytes:
         """uint8 [H, W, 3] -> file bytes (header + arithmetic-coded payload); options as :meth:`encode`."""
-        return self.encode(img, k=k, max_bytes=max_bytes, bpp=bpp).data
+        return self.encode(img, k=k, max_bytes=max_bytes, bpp=bpp, scale=scale).data
 
     def estimate_bpp(self, img: np.ndarray) -> float:
         return self.encode(img).estimated_bpp
@@ -251,53 +204,27 @@ class Codec:
             return None  # only version 2 can pad
         return next((v for v in (self.variant, *self.info.variants) if v.k_code == k), None)
 
-    def _size(self, payload_bytes: int, height: int, width: int, k: int) -> int:
+    def file_size(self, payload_bytes: int, height: int, width: int, k: int, scale_code: int = 0) -> int:
         """Size of the file that :meth:`_encode_k` writes for a payload of ``payload_bytes``."""
-        v1 = self._v1_variant(payload_bytes, height, width, k) is not None
-        return file_size(payload_bytes, height, width, None if v1 else k)
+        v1 = scale_code == 0 and self._v1_variant(payload_bytes, height, width, k) is not None
+        return file_size(payload_bytes, height, width, None if v1 else k, scale_code)
 
-    def _encode_k(self, img: np.ndarray, bits: torch.Tensor, k: int) -> EncodeReport:
-        """Entropy-code ``bits`` [nW, k, d] and wrap them in the container."""
+    def _encode_k(self, img: np.ndarray, bits: torch.Tensor, k: int, scale_code: int = 0) -> EncodeReport:
+        """Entropy-code ``bits`` [nW, k, d] (of ``img`` at ``scale_code``) and wrap them in the container.
+
+        The oldest version that can express the file: 1 (a variant's k, unscaled, no padding),
+        2 (any k), 3 (scaled).
+        """
         coded = self.model.rcm.encode(bits)
         h, w = img.shape[:2]
         digest = symbols_digest(coded.symbols)
-        variant = self._v1_variant(len(coded.payload), h, w, k)
+        variant = None if scale_code else self._v1_variant(len(coded.payload), h, w, k)
         if variant is not None:
             data = pack(variant.model_id, h, w, coded.payload, digest)
         else:
-            data = pack(self.file_id, h, w, coded.payload, digest, k=k)
-        return EncodeReport(data, h, w, coded.estimated_bits, coded.table_bits, int(coded.symbols.size), k)
-
-    def _fit(self, img: np.ndarray, budget: int, strict: bool) -> EncodeReport:
-        """Rate control: the most tokens per window whose file is at most ``budget`` bytes.
-
-        One encoder pass gives all K tokens (the k-token file codes the first k). The RCM's
-        batched rate estimates a file's size; a secant search over k finds the largest k whose
-        estimate is within the estimate's tolerance of the budget, then real encodes go down
-        from there until one fits (usually the first or second).
-        """
-        height, width = img.shape[:2]
-        bits = self.model.encode_bits(img, self.max_tokens)[0]  # [nW, K, d]
-        pm1 = bits[None].float() * 2.0 - 1.0
-        sizes: dict[int, int] = {}
-
-        def estimate(k: int) -> int:
-            if k not in sizes:
-                with torch.inference_mode():
-                    rate = float(self.model.rcm.rate_bits(pm1[:, :, :k])[0])
-                sizes[k] = self._size(math.ceil(rate / 8), height, width, k)
-            return sizes[k]
-
-        top = largest_candidate(estimate, self.max_tokens, budget, base=HEADER_SIZES[2])
-        encoded: list[int] = []
-        for k in range(max(top, 1), 0, -1):
-            report = self._encode_k(img, bits[:, :k].contiguous(), k)
-            encoded.append(k)
-            if len(report.data) <= budget or (k == 1 and not strict):
-                return replace(report, estimated_ks=tuple(sizes), encoded_ks=tuple(encoded))
-        raise BudgetError(
-            f"cannot fit the {width}x{height} image in {budget} bytes: the smallest file "
-            f"(1 token per window) is {len(report.data)} bytes"
+            data = pack(self.file_id, h, w, coded.payload, digest, k=k, scale_code=scale_code)
+        return EncodeReport(
+            data, h, w, coded.estimated_bits, coded.table_bits, int(coded.symbols.size), k, scale_code=scale_code
         )
 
     # ----- decoding -----
@@ -320,13 +247,15 @@ class Codec:
         return k
 
     def decode_symbols(self, data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[torch.Tensor, int, int]:
-        """File bytes -> ({0,1} token bits [1, nW, k, d], height, width), checked against the checksum.
+        """File bytes -> ({0,1} token bits [1, nW, k, d], coded height, coded width), checked against the checksum.
+
+        The coded size is the image's own unless the file is scaled (version 3).
 
         Refuses (``BitstreamError``) a body under the floor for its header and the model's k
         before any network call, and images over ``max_pixels`` (None: no limit).
         """
         container = unpack(data, max_pixels)
-        return self._decode_container(container)[None], container.height, container.width
+        return self._decode_container(container)[None], *container.coded_size
 
     def _decode_container(self, container: Container) -> torch.Tensor:
         """{0,1} token bits [nW, k, d] of an unpacked file, checked against its checksum."""
@@ -334,7 +263,7 @@ class Codec:
         problems = header_problems(container, k=k)
         if problems:
             raise BitstreamError(problems[0])
-        geo = self.model.geometry(container.height, container.width)
+        geo = self.model.geometry(*container.coded_size)
         bits, symbols = self.model.rcm.decode(container.payload, geo.n_windows, k)
         verify(container, symbols_digest(symbols))
         return bits
@@ -343,49 +272,65 @@ class Codec:
         """File bytes -> uint8 [H, W, 3]; raises ``BitstreamError`` on any corruption (see :meth:`decode_symbols`)."""
         c = unpack(data, max_pixels)
         with memory_errors(f"decode a {c.width}x{c.height} image"):
-            return self.model.decode_bits(self._decode_container(c)[None], c.height, c.width)
+            out = self.model.decode_bits(self._decode_container(c)[None], *c.coded_size)
+            return resize_rgb(out, c.height, c.width)
 
-    def reconstruct(self, img: np.ndarray) -> np.ndarray:
-        """The eval-mode forward (no entropy coding): equals ``decompress(compress(img))`` exactly."""
-        return self.model.reconstruct(_check_image(img))
-
-
-def _installed(version: int) -> list[tuple[str, int]]:
-    """(name, id) of the installed models, as a file of ``version`` names them."""
-    if version == 1:
-        return [(m.name, m.model_id) for m in list_models()]
-    return [(i.path.stem, i.file_id) for i in _infos()]
+    def reconstruct(self, img: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """The eval-mode forward (no entropy coding): equals ``decompress(compress(img, scale=scale))`` exactly."""
+        img = _check_image(img)
+        code = choose_scale_code(img) if scale is None else code_for_factor(scale)
+        return resize_rgb(self.model.reconstruct(coded_image(img, code)), img.shape[0], img.shape[1])
 
 
-def open_for(data: bytes) -> Codec:
-    """The installed model that made ``data`` (by the model id in its header)."""
+def open_for(data: bytes, precision: Precision = "auto") -> Codec:
+    """The installed model that made ``data`` (by the model id in its header), loaded once per precision."""
     c = unpack(data)
-    for info in _infos():
+    for info in infos():
         if c.version >= 2 and info.file_id == c.model_id:
-            return _load_cached(str(info.path), info.default_variant)
+            return _load_cached(str(info.path), info.default_variant, precision)
         for v in info.variants:
             if c.version == 1 and v.model_id == c.model_id:
-                return _load_cached(str(info.path), v.name)
-    raise unknown_model_error(c.model_id, _installed(c.version), f"add model files with {MODEL_PATH_ENV}")
+                return _load_cached(str(info.path), v.name, precision)
+    raise unknown_model_error(c.model_id, installed(c.version), f"add model files with {MODEL_PATH_ENV}")
+
+
+def _load(path: str, variant: str | None, precision: Precision) -> Codec:
+    """Build a model file's codec. On one thread: building and loading the network is many small
+    operations, which two threads slow down (8-12 s instead of 0.7-1 s for mrt-s when the other
+    core is busy: docs/benchmarks.md)."""
+    settings = InferenceSettings(precision)  # a bad precision fails before the file is read
+    with one_thread():
+        model, info, chosen = load_model_file(path, variant)
+    codec = Codec(model, info, chosen, "fp32")
+    codec.set_inference(settings)
+    return codec
 
 
 @lru_cache(maxsize=4)
-def _load_cached(path: str, variant: str) -> Codec:
-    model, info, chosen = load_model_file(path, variant)
-    return Codec(model, info, chosen)
+def _load_cached(path: str, variant: str, precision: Precision = "auto") -> Codec:
+    return _load(path, variant, precision)
 
 
 def compress(
-    img: np.ndarray, model: str | None = None, *, max_bytes: int | None = None, bpp: float | None = None
+    img: np.ndarray,
+    model: str | None = None,
+    *,
+    max_bytes: int | None = None,
+    bpp: float | None = None,
+    scale: float | None = None,
+    precision: Precision = "auto",
 ) -> bytes:
     """Module-level convenience: compress with a named (or the default) model."""
-    return Codec.load(model).compress(img, max_bytes=max_bytes, bpp=bpp)
+    return Codec.load(model, precision=precision).compress(img, max_bytes=max_bytes, bpp=bpp, scale=scale)
 
 
-def decompress(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decompress(
+    data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, *, precision: Precision = "auto"
+) -> np.ndarray:
     """Module-level convenience: decompress with the model named in the file header.
 
-    The header is checked (floor, ``max_pixels``) before any model is loaded.
+    The header is checked (floor, ``max_pixels``) before any model is loaded. ``precision``: as
+    :meth:`Codec.load` (``fp32`` gives the reference pixels on any CPU).
     """
     unpack(data, max_pixels)
-    return open_for(data).decompress(data, max_pixels)
+    return open_for(data, precision).decompress(data, max_pixels)

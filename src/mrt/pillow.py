@@ -79,6 +79,8 @@ def _header_info(c: Container, file_size: int) -> dict[str, Any]:
     }
     if c.k is not None:  # version 2 records the tokens per window; in version 1 the model implies them
         info["n_tokens"] = c.k
+    if c.scale_code:  # version 3: a downscaled copy was coded (height, width of the coded image)
+        info["coded_size"] = c.coded_size
     return info
 
 

@@ -21,6 +21,7 @@ from mrt.bitstream.container import (
     verify,
 )
 from mrt.bitstream.limits import FLOOR_BITS_PER_TOKEN, FLOOR_BLOCK, check_pixels, min_body_bytes
+from mrt.bitstream.scale import MAX_SCALE_CODE, SCALE_FACTORS, code_for_factor, coded_size, scale_factor
 
 __all__ = [
     "FLAG_PADDED",
@@ -30,11 +31,15 @@ __all__ = [
     "HEADER_SIZES",
     "MAGIC",
     "MAX_K",
+    "MAX_SCALE_CODE",
     "MAX_SIDE",
+    "SCALE_FACTORS",
     "SUPPORTED_VERSIONS",
     "VERSION",
     "Container",
     "check_pixels",
+    "code_for_factor",
+    "coded_size",
     "crc16",
     "file_size",
     "header_problems",
@@ -42,6 +47,7 @@ __all__ = [
     "pack",
     "padding_for",
     "read_header",
+    "scale_factor",
     "symbols_digest",
     "unpack",
     "verify",

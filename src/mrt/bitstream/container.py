@@ -1,4 +1,4 @@
-"""The MRT file container: a 12-byte (version 1) or 13-byte (version 2) header, then the body.
+"""The MRT file container: a 12-byte (version 1) or 13-byte (versions 2, 3) header, then the body.
 
 Layout (big-endian; normative spec in docs/bitstream.md)::
 
@@ -11,6 +11,9 @@ Layout (big-endian; normative spec in docs/bitstream.md)::
     8-9   width - 1 (uint16)                  9-10  width - 1 (uint16)
     10-11 CRC-16/CCITT-FALSE                  11-12 CRC-16/CCITT-FALSE
     12-   payload                             13-   payload [+ zero padding + uint32 length]
+
+Version 3 is version 2 with flag bits 1-3 holding a scale code 1 ... 7: the file codes a
+downscaled copy of the image (:mod:`mrt.bitstream.scale`); the header keeps the full size.
 
 The CRC covers the header bytes before it, the whole body and the *symbols digest*: bytes
 supplied by the codec (the packed decoded symbols), not stored but covered, so a decoder that
@@ -28,19 +31,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from mrt.bitstream.limits import floor_problem, min_body_bytes, pixels_problem
+from mrt.bitstream.scale import MAX_SCALE_CODE, coded_size
 from mrt.errors import BitstreamError, ImageError
 
 MAGIC = b"\xd7M"
-VERSION = 2  # the newest version this mrt writes (it writes version 1 where a file fits it)
-SUPPORTED_VERSIONS = (1, 2)
+VERSION = 3  # the newest version this mrt writes (it writes the oldest version a file fits)
+SUPPORTED_VERSIONS = (1, 2, 3)
 HEADER_SIZE = 12  # of version 1; see HEADER_SIZES
-HEADER_SIZES = {1: 12, 2: 13}
+HEADER_SIZES = {1: 12, 2: 13, 3: 13}
 MAX_SIDE = 65536
 MAX_MODEL_ID = (1 << 24) - 1
 MAX_K = 256  # tokens per window a version-2 header can state
-FLAG_PADDED = 0x1  # version 2: the body ends with padding
+FLAG_PADDED = 0x1  # versions 2, 3: the body ends with padding
+SCALE_SHIFT = 1  # version 3: flag bits 1-3 hold the scale code (1 ... 7)
 PAD_LENGTH_BYTES = 4  # the padding ends with its own length (uint32, these 4 bytes included)
-_KNOWN_FLAGS = {1: 0, 2: FLAG_PADDED}
+_KNOWN_FLAGS = {1: 0, 2: FLAG_PADDED, 3: FLAG_PADDED | (MAX_SCALE_CODE << SCALE_SHIFT)}
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,18 @@ class Container:
     payload: bytes  # the range-coded bytes (padding removed)
     checksum: int
     flags: int = 0
-    k: int | None = None  # tokens per window (version 2); None: the model variant decides (version 1)
-    padding: bytes = b""  # version 2: zero bytes + uint32 length, covered by the checksum
+    k: int | None = None  # tokens per window (versions 2, 3); None: the model variant decides (version 1)
+    padding: bytes = b""  # versions 2, 3: zero bytes + uint32 length, covered by the checksum
+
+    @property
+    def scale_code(self) -> int:
+        """0 (the image itself is coded) or, in version 3, the code of its downscaling factor."""
+        return (self.flags >> SCALE_SHIFT) & MAX_SCALE_CODE if self.version == 3 else 0
+
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        """(height, width) of the image the payload codes (the stored size unless scaled)."""
+        return coded_size(self.height, self.width, self.scale_code)
 
     @property
     def header_size(self) -> int:
@@ -121,21 +136,30 @@ def padding_for(payload_bytes: int, height: int, width: int, k: int) -> bytes:
     return bytes(n - PAD_LENGTH_BYTES) + n.to_bytes(PAD_LENGTH_BYTES, "big")
 
 
-def file_size(payload_bytes: int, height: int, width: int, k: int | None = None) -> int:
+def file_size(payload_bytes: int, height: int, width: int, k: int | None = None, scale_code: int = 0) -> int:
     """Size of the file :func:`pack` writes for a payload (``k=None``: version 1)."""
     if k is None:
         return HEADER_SIZES[1] + payload_bytes
-    return HEADER_SIZES[2] + payload_bytes + len(padding_for(payload_bytes, height, width, k))
+    ch, cw = coded_size(height, width, scale_code)
+    return HEADER_SIZES[2] + payload_bytes + len(padding_for(payload_bytes, ch, cw, k))
 
 
 def pack(
-    model_id: int, height: int, width: int, payload: bytes, symbols_digest: bytes, k: int | None = None
+    model_id: int,
+    height: int,
+    width: int,
+    payload: bytes,
+    symbols_digest: bytes,
+    k: int | None = None,
+    scale_code: int = 0,
 ) -> bytes:
-    """Build a complete file: version 2 with ``k`` tokens per window, or version 1 when ``k`` is None.
+    """Build a complete file: version 1 (``k`` None), 2 (``k`` tokens per window) or 3 (``scale_code`` > 0).
 
-    A version-1 ``model_id`` names a rate variant (which implies k); a version-2 one names the
-    model file. Raises ``ImageError`` if the image size does not fit the format, and
-    ``ValueError`` for a version-1 payload under the floor (only version 2 can pad).
+    A version-1 ``model_id`` names a rate variant (which implies k); a version-2/3 one names the
+    model file. ``height`` x ``width`` is the image's own size; with ``scale_code`` the payload
+    codes the image at ``coded_size(height, width, scale_code)``. Raises ``ImageError`` if the
+    image size does not fit the format, and ``ValueError`` for a version-1 payload under the
+    floor (only versions 2 and 3 can pad) or a scale without ``k``.
     """
     if not 0 <= model_id <= MAX_MODEL_ID:
         raise ValueError(f"model id must fit in 24 bits, got {model_id}")
@@ -143,6 +167,8 @@ def pack(
         raise ImageError(
             f"image is {width}x{height} pixels; the MRT format stores 1 to {MAX_SIDE} pixels per side"
         )
+    if not 0 <= scale_code <= MAX_SCALE_CODE or (scale_code and k is None):
+        raise ValueError(f"scale code must be in 0..{MAX_SCALE_CODE} (and needs k), got {scale_code}")
     payload = bytes(payload)
     if k is None:
         if len(payload) < min_body_bytes(height, width, 1):
@@ -151,14 +177,15 @@ def pack(
     else:
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be in 1..{MAX_K}, got {k}")
-        padding = padding_for(len(payload), height, width, k)
-        c = Container(2, model_id, height, width, payload, 0, FLAG_PADDED if padding else 0, k, padding)
+        padding = padding_for(len(payload), *coded_size(height, width, scale_code), k)
+        flags = (FLAG_PADDED if padding else 0) | (scale_code << SCALE_SHIFT)
+        c = Container(3 if scale_code else 2, model_id, height, width, payload, 0, flags, k, padding)
     crc = _checksum(c, bytes(symbols_digest))
     return _header_prefix(c) + crc.to_bytes(2, "big") + c.body
 
 
 def _split_padding(body: bytes, flags: int, height: int, width: int, k: int) -> tuple[bytes, bytes]:
-    """(payload, padding) of a version-2 body; the padding must be exactly what the encoder writes."""
+    """(payload, padding) of a version-2/3 body (coded size ``height`` x ``width``): the padding must be exactly what the encoder writes."""
     if not flags & FLAG_PADDED:
         return body, b""
     n = int.from_bytes(body[-PAD_LENGTH_BYTES:], "big") if len(body) >= PAD_LENGTH_BYTES else 0
@@ -185,12 +212,15 @@ def read_header(data: bytes) -> Container:
         raise BitstreamError(f"file format version {version} is not supported by this mrt (supports {supported})")
     if flags & ~_KNOWN_FLAGS[version]:
         raise BitstreamError(f"file uses feature flags 0x{flags:x} that this mrt does not support")
+    scale_code = (flags >> SCALE_SHIFT) & MAX_SCALE_CODE if version == 3 else 0
+    if version == 3 and scale_code == 0:
+        raise BitstreamError("corrupt file (a version-3 file without a scale)")
     k = None if version == 1 else data[6] + 1
     dims = data[size - 6 : size - 2]
     height, width = int.from_bytes(dims[:2], "big") + 1, int.from_bytes(dims[2:], "big") + 1
     payload, padding = data[size:], b""
     if k is not None:
-        payload, padding = _split_padding(payload, flags, height, width, k)
+        payload, padding = _split_padding(payload, flags, *coded_size(height, width, scale_code), k)
     checksum = int.from_bytes(data[size - 2 : size], "big")
     return Container(version, int.from_bytes(data[3:6], "big"), height, width, payload, checksum, flags, k, padding)
 
@@ -201,7 +231,8 @@ def header_problems(c: Container, max_pixels: int | None = None, k: int | None =
     ``k``: tokens per window when known from the model (version 1); default the header's, or 1.
     """
     tokens = c.k or k or 1
-    problems = [floor_problem(c.height, c.width, len(c.body), tokens, c.k is not None or k is not None),
+    ch, cw = c.coded_size
+    problems = [floor_problem(ch, cw, len(c.body), tokens, c.k is not None or k is not None),
                 pixels_problem(c.height, c.width, max_pixels)]
     return [p for p in problems if p is not None]
 

@@ -48,6 +48,33 @@ def add_batch_options(parser: Any, output_help: str) -> None:
     parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
 
 
+#: ``--precision`` values (``mrt.models.inference.PRECISIONS``; repeated here so that the
+#: parsers import no torch; tests/test_inference.py checks that they agree).
+PRECISION_CHOICES = ("auto", "bf16", "fp32")
+
+
+def add_precision_option(parser: Any) -> None:
+    """``--precision`` of the analysis and RGB-decoder convolutions (``mrt compress`` / ``decompress``)."""
+    parser.add_argument(
+        "--precision", choices=PRECISION_CHOICES, default="auto",
+        help="convolution precision: auto (bf16 where the CPU computes it natively, else fp32; the "
+        "default), bf16, or fp32 (the reference pixels, the same on every machine)",
+    )
+
+
+def passive_omp_wait() -> None:
+    """Let idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``), unless the
+    user chose a policy; only before torch is loaded, since OpenMP reads it once.
+
+    With two threads on a 2-core machine whose other core is busy, spinning threads wait for a
+    descheduled peer at every parallel region: the codec ran 1.4-1.7x slower than on one thread,
+    with passive waiting as fast or faster (docs/benchmarks.md). An entry-point setting, so set
+    by the commands that run the codec (``mrt compress`` / ``decompress``), never by the library.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _is_hidden(path: Path, root: Path) -> bool:
     """True if any component below ``root`` starts with a dot (temp files, .git, ...)."""
     return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -1,4 +1,4 @@
-"""``mrt compress IN... [-o OUT] [--model NAME|PATH] [--max-bytes N | --bpp B] [--force] [-q] [--progress]``."""
+"""``mrt compress IN... [-o OUT] [--model NAME|PATH] [--max-bytes N | --bpp B] [--scale F] [--precision P] [--force] [-q] [--progress]``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from mrt.cli._common import (
     Job,
     Reporter,
     add_batch_options,
+    add_precision_option,
+    passive_omp_wait,
     ensure_parent,
     exit_status,
     iterate,
@@ -31,6 +33,14 @@ Rate: by default the model's own number of tokens per window (e.g. 16 for mrt-s-
 bytes (header included), or fails for that image (exit status 7, no file) when even one token
 per window does not fit. --bpp B writes the file with the most tokens per window that is at
 most B bits per pixel, or one token per window when none is.
+
+Scale: large photographs may be coded as a downscaled copy that the decoder restores to the
+full size (format version 3), so that the rate follows what the image holds, not its area.
+By default the scale is chosen per image: the largest downscaling (1.25 ... 6) whose resize
+down and up keeps 32 dB PSNR, never coding fewer pixels than a 768x512 image (so images of
+that size or smaller are always coded as they are); with --max-bytes / --bpp, the least
+downscaling at which half the model's tokens per window (16 of 32) fit the budget.
+--scale F forces a factor (the nearest of 1, 1.25, 1.5, 2, 2.5, 3, 4, 6; 1 = never).
 """
 
 
@@ -50,6 +60,20 @@ def register(subparsers: Any) -> None:
                       help="the best file of at most N bytes (header included); fails if none fits")
     rate.add_argument("--bpp", type=_positive(float), metavar="B",
                       help="the best file of at most B bits per pixel (else the smallest)")
+    p.add_argument("--scale", type=_at_least_one, metavar="F",
+                   help="code a copy downscaled by F (1 = the image itself; default: chosen per image)")
+    add_precision_option(p)
+
+
+def _at_least_one(text: str) -> float:
+    """An argparse type: a downscaling factor, a finite number >= 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 1 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number >= 1, got {text!r}")
+    return value
 
 
 def _positive(kind: type) -> Any:
@@ -74,11 +98,12 @@ def _compress_one(codec: Any, job: Job, force: bool, rate: dict[str, Any]) -> st
     refuse_existing(job.dst, force)
     img = load_image(job.src)
     chosen = ""
-    if rate:  # rate control: the codec chooses the tokens per window
+    if set(rate) - {"scale"}:  # rate control: the codec chooses the tokens per window
         report = codec.encode(img, **rate)
         data, chosen = report.data, f", {report.k} tokens per window"
     else:
-        data = codec.compress(img)
+        data = codec.compress(img, **rate)
+    chosen += _coded_note(data)
     ensure_parent(job.dst)
     atomic_write_bytes(job.dst, data, force=force)
     height, width = img.shape[:2]
@@ -86,8 +111,22 @@ def _compress_one(codec: Any, job: Job, force: bool, rate: dict[str, Any]) -> st
     return f"{job.src} -> {job.dst}: {len(data)} B, {bpp:.4f} bpp{chosen}"
 
 
+def _coded_note(data: bytes) -> str:
+    """", coded at WxH" for a file that codes a downscaled copy (format version 3), else ""."""
+    from mrt.bitstream import read_header
+    from mrt.errors import BitstreamError
+
+    try:
+        c = read_header(data)
+    except BitstreamError:
+        return ""
+    h, w = c.coded_size
+    return f", coded at {w}x{h}" if (h, w) != (c.height, c.width) else ""
+
+
 def run(args: argparse.Namespace) -> int:
     """Compress every input; see ``DESCRIPTION`` for paths and exit status."""
+    passive_omp_wait()
     from mrt.io import IMAGE_SUFFIXES
 
     plan = plan_jobs(args.inputs, args.output, IMAGE_SUFFIXES, ".mrt")
@@ -97,11 +136,12 @@ def run(args: argparse.Namespace) -> int:
     if plan.jobs:
         from mrt.codec import Codec  # torch: only when there is work
 
-        codec = Codec.load(args.model)
+        codec = Codec.load(args.model, precision=args.precision)
     reporter = Reporter(len(plan.jobs), args.quiet, args.progress, "compress")
     for failure in plan.failures:
         reporter.failed(failure)
-    rate = {name: value for name, value in (("max_bytes", args.max_bytes), ("bpp", args.bpp)) if value is not None}
+    options = (("max_bytes", args.max_bytes), ("bpp", args.bpp), ("scale", args.scale))
+    rate = {name: value for name, value in options if value is not None}
     for job in iterate(plan.jobs, reporter):
         try:
             reporter.done(_compress_one(codec, job, args.force, rate))

@@ -1,4 +1,4 @@
-"""``mrt decompress IN... [-o OUT] [--max-pixels N] [--force] [-q] [--progress]``."""
+"""``mrt decompress IN... [-o OUT] [--max-pixels N] [--precision P] [--force] [-q] [--progress]``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from mrt.cli._common import (
     Job,
     Reporter,
     add_batch_options,
+    add_precision_option,
+    passive_omp_wait,
     ensure_parent,
     exit_status,
     iterate,
@@ -42,13 +44,15 @@ def register(subparsers: Any) -> None:
     add_batch_options(p, "output image file (one input) or folder")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse files of images over N pixels (default 2^27, as for input images)")
+    add_precision_option(p)
 
 
 class _Codecs:
     """Codecs by model id, each loaded once."""
 
-    def __init__(self, max_pixels: int | None = None) -> None:
+    def __init__(self, max_pixels: int | None = None, precision: str = "auto") -> None:
         self._by_id: dict[int, Any] = {}
+        self.precision = precision
         self.max_pixels = max_pixels  # None: the codec's default limit
         self.limits: dict[str, int] = {} if max_pixels is None else {"max_pixels": max_pixels}
 
@@ -62,7 +66,7 @@ class _Codecs:
         if model_id not in self._by_id:
             from mrt.codec import open_for  # torch: only once a valid file needs its model
 
-            self._by_id[model_id] = open_for(data)
+            self._by_id[model_id] = open_for(data, self.precision)
         return self._by_id[model_id]
 
 
@@ -85,10 +89,11 @@ def _decompress_one(codecs: _Codecs, job: Job, force: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Decompress every input; see ``DESCRIPTION`` for paths and exit status."""
+    passive_omp_wait()
     plan = plan_jobs(args.inputs, args.output, MRT_SUFFIXES, ".png")
     if not plan.jobs and not plan.failures:
         raise MRTError("no .mrt files found")
-    codecs = _Codecs(args.max_pixels)
+    codecs = _Codecs(args.max_pixels, args.precision)
     reporter = Reporter(len(plan.jobs), args.quiet, args.progress, "decompress")
     for failure in plan.failures:
         reporter.failed(failure)

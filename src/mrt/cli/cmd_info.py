@@ -63,6 +63,8 @@ def _describe(path: Path, models: tuple[dict[int, str], dict[int, int]], verify:
         "tokens_per_window": k,
         "height": c.height,
         "width": c.width,
+        "coded_height": c.coded_size[0],
+        "coded_width": c.coded_size[1],
         "payload_bytes": len(c.payload),
         "padding_bytes": len(c.padding),
         "total_bytes": len(data),
@@ -93,6 +95,8 @@ def _text(fields: dict[str, Any]) -> str:
         f"  model           {fields['model_id']} ({name})",
         f"  tokens/window   {k if k is not None else 'set by the model'}",
         f"  image size      {fields['width']} x {fields['height']} ({pixels} pixels)",
+        *([f"  coded size      {fields['coded_width']} x {fields['coded_height']} (downscaled; the decoder restores the size)"]
+          if (fields["coded_height"], fields["coded_width"]) != (fields["height"], fields["width"]) else []),
         f"  payload         {fields['payload_bytes']} B{padding}",
         f"  total           {fields['total_bytes']} B ({fields['bpp']:.4f} bpp)",
         f"  checksum        {fields['checksum']}{check}",

@@ -5,6 +5,7 @@ tiling of the full-resolution convolutions for large images, cropping back).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from mrt.blocks.lfq import LFQ, LFQOutput
 from mrt.models.config import MRTConfig
 from mrt.models.generator import PixelGenerator
 from mrt.models.geometry import Geometry
+from mrt.models.inference import REFERENCE, ConvPlan, planned
 from mrt.models.mrt import MRTDecoder, MRTEncoder
 from mrt.models.rcm import RCM, Step
 from mrt.models.taef2 import LATENT_STRIDE, TAEF2Encoder
@@ -27,7 +29,7 @@ TILE = 512  # tile side in pixels (multiple of 16)
 HALO = 64  # context around each tile in pixels (multiple of 16)
 
 
-def apply_tiled(net: nn.Module, x: torch.Tensor, scale: float, unit: int) -> torch.Tensor:
+def apply_tiled(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float, unit: int) -> torch.Tensor:
     """Run a fully-convolutional ``net`` (output size = input size * scale) on overlapping tiles.
 
     ``x``: [B, C, H, W]; ``unit``: input pixels per TILE-pixel of image space (1 for pixels, 8
@@ -69,7 +71,67 @@ class CodecOutput:
         return self.rate_bits / self.geometry.pixels
 
 
-class MRTCodecModel(nn.Module):
+class ImageCodecModel(nn.Module):
+    """Image-level plumbing shared by the codec networks (MRT, and ``mrt.models.latent2d``).
+
+    Subclasses set ``cfg`` (its ``window``), ``k_code``, ``analysis`` (the frozen TAEF2 encoder)
+    and ``generator`` (the pixel generator), and define ``encode_bits`` / ``decode_bits``.
+    """
+
+    cfg: MRTConfig
+    k_code: int
+    analysis: TAEF2Encoder
+    generator: PixelGenerator
+
+    # precision and memory format of the analysis and the RGB decoder (``mrt.models.inference``);
+    # the reference fp32 path unless a codec sets another (``Codec.set_inference``)
+    conv_plan: ConvPlan = REFERENCE
+
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] in [0, 1] (H, W multiples of the window) -> TAEF2 latent [B, 32, H/8, W/8]."""
+        net = planned(self.analysis, self.conv_plan)
+        if x.shape[-1] * x.shape[-2] > TILE_PIXELS:
+            return apply_tiled(net, x, 1 / LATENT_STRIDE, 1)
+        return net(x)
+
+    def render(self, latent: torch.Tensor) -> torch.Tensor:
+        """TAEF2 latent [B, 32, h, w] -> RGB [B, 3, 8h, 8w] (unclamped), tiled when large."""
+        net = planned(self.generator.rgb_decoder, self.conv_plan)
+        if latent.shape[-1] * latent.shape[-2] * LATENT_STRIDE**2 > TILE_PIXELS:
+            return apply_tiled(net, latent, LATENT_STRIDE, LATENT_STRIDE)
+        return net(latent)
+
+    def geometry(self, height: int, width: int) -> Geometry:
+        return Geometry(height, width, self.cfg.window)
+
+    def image_to_tensor(self, img: np.ndarray) -> torch.Tensor:
+        """uint8 [H, W, 3] -> float [1, 3, Hp, Wp] in [0, 1], edge-padded to whole windows."""
+        geo = self.geometry(img.shape[0], img.shape[1])
+        pad = ((0, geo.padded_height - geo.height), (0, geo.padded_width - geo.width), (0, 0))
+        padded = np.pad(img, pad, mode="edge")
+        return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0
+
+    def to_image(self, latent: torch.Tensor, height: int, width: int) -> np.ndarray:
+        """Decoded TAEF2 latent [1, 32, Hp/8, Wp/8] -> uint8 image [height, width, 3] (rendered, cropped, rounded)."""
+        rgb = self.render(latent)
+        rgb = rgb[0, :, :height, :width].clamp(0.0, 1.0)
+        return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+    def encode_bits(self, img: np.ndarray, k: int | None = None) -> torch.Tensor:
+        """uint8 image [H, W, 3] -> {0,1} bits [1, nW, k, d] of the first ``k`` tokens per window."""
+        raise NotImplementedError
+
+    def decode_bits(self, bits01: torch.Tensor, height: int, width: int) -> np.ndarray:
+        """{0,1} bits [1, nW, k, d] -> uint8 image [height, width, 3]."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def reconstruct(self, img: np.ndarray) -> np.ndarray:
+        """Eval-mode forward without entropy coding: what decompress(compress(img)) must return."""
+        return self.decode_bits(self.encode_bits(img), img.shape[0], img.shape[1])
+
+
+class MRTCodecModel(ImageCodecModel):
     """See module docstring. ``cfg.n_tokens`` latent tokens per window exist; ``k_code`` are coded."""
 
     def __init__(self, cfg: MRTConfig, k_code: int | None = None) -> None:
@@ -87,12 +149,6 @@ class MRTCodecModel(nn.Module):
         self.generator = PixelGenerator(cfg.target)
 
     # ----- building blocks shared by training and coding -----
-    def analyse(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, 3, H, W] in [0, 1] (H, W multiples of the window) -> TAEF2 latent [B, 32, H/8, W/8]."""
-        if x.shape[-1] * x.shape[-2] > TILE_PIXELS:
-            return apply_tiled(self.analysis, x, 1 / LATENT_STRIDE, 1)
-        return self.analysis(x)
-
     def quantize(self, latent: torch.Tensor, k: int) -> LFQOutput:
         """TAEF2 latent -> LFQ output over the first ``k`` tokens of every window, [B, nW, k, d]."""
         return self.lfq(self.encoder(latent)[:, :, :k])
@@ -105,12 +161,6 @@ class MRTCodecModel(nn.Module):
 
     def synthesize_latent(self, codes: torch.Tensor) -> torch.Tensor:
         return self.generator.latent_decoder(codes)
-
-    def render(self, latent: torch.Tensor) -> torch.Tensor:
-        """TAEF2 latent [B, 32, h, w] -> RGB [B, 3, 8h, 8w] (unclamped), tiled when large."""
-        if latent.shape[-1] * latent.shape[-2] * LATENT_STRIDE**2 > TILE_PIXELS:
-            return apply_tiled(self.generator.rgb_decoder, latent, LATENT_STRIDE, LATENT_STRIDE)
-        return self.generator.rgb_decoder(latent)
 
     def rate(self, tokens_pm1: torch.Tensor, steps: list[Step] | None = None) -> torch.Tensor:
         """Bits per image [B]: exact (all RCM steps) or, for a subset of ``steps``, rescaled to an unbiased estimate."""
@@ -150,22 +200,16 @@ class MRTCodecModel(nn.Module):
         recon = self.generator.rgb_decoder(latent_pred) if with_pixels else None
         return CodecOutput(tokens, rate, feats, logits, codes, latent_pred, recon, geo)
 
-    # ----- image-level plumbing used by the codec (no gradients) -----
-    def geometry(self, height: int, width: int) -> Geometry:
-        return Geometry(height, width, self.cfg.window)
-
-    def image_to_tensor(self, img: np.ndarray) -> torch.Tensor:
-        """uint8 [H, W, 3] -> float [1, 3, Hp, Wp] in [0, 1], edge-padded to whole windows."""
-        geo = self.geometry(img.shape[0], img.shape[1])
-        pad = ((0, geo.padded_height - geo.height), (0, geo.padded_width - geo.width), (0, 0))
-        padded = np.pad(img, pad, mode="edge")
-        return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0
-
+    # ----- image-level plumbing used by the codec (no gradients; see ImageCodecModel) -----
     @torch.inference_mode()
     def encode_bits(self, img: np.ndarray, k: int | None = None) -> torch.Tensor:
         """uint8 image [H, W, 3] -> {0,1} token bits [1, nW, k, d] (int64) of the first ``k`` (default ``k_code``) tokens."""
         latent = self.analyse(self.image_to_tensor(img))
-        return self.quantize(latent, self.k_code if k is None else k).bits
+        # the MRT encoder on one thread: its many small operations gain little from a second
+        # thread and lose a lot when that thread waits for a busy core (docs/benchmarks.md); the
+        # tokens then do not depend on the thread count either
+        with one_thread():
+            return self.quantize(latent, self.k_code if k is None else k).bits
 
     @torch.inference_mode()
     def decode_bits(self, bits01: torch.Tensor, height: int, width: int) -> np.ndarray:
@@ -178,11 +222,4 @@ class MRTCodecModel(nn.Module):
         with one_thread():
             logits = self.decoder(tokens, geo.rows, geo.cols)
             latent = self.synthesize_latent(self.codes_from_logits(logits))
-        rgb = self.render(latent)
-        rgb = rgb[0, :, :height, :width].clamp(0.0, 1.0)
-        return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-
-    @torch.inference_mode()
-    def reconstruct(self, img: np.ndarray) -> np.ndarray:
-        """Eval-mode forward without entropy coding: what decompress(compress(img)) must return."""
-        return self.decode_bits(self.encode_bits(img), img.shape[0], img.shape[1])
+        return self.to_image(latent, height, width)

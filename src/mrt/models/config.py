@@ -4,6 +4,12 @@ One ``MRTConfig`` describes a complete codec: MRT encoder/decoder, RCM entropy m
 stage-0 discrete-target autoencoder and the pixel generator. The model id written in every
 file header is derived from the canonical JSON of the config and the weights' hash, never from
 a list position or dict order.
+
+``kind`` says which network a config builds (``mrt.models.modelfile.build_codec_model``):
+``"mrt"`` (the 1-D token codec) or ``"latent2d"`` (the 2-D latent codec of
+``mrt.models.latent2d``, which reuses ``window``, ``n_tokens``, ``token_bits``, ``rcm`` and
+``target`` with the meanings given in :class:`MRTConfig`). ``kind`` is left out of the canonical
+JSON at its default, so configs written before it existed keep their JSON and model ids.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from mrt.dataclass_config import build
 from mrt.errors import ConfigError
 
 Mixing = Literal["birwkv", "none", "global_vit"]
+Kind = Literal["mrt", "latent2d"]
+DEFAULT_KIND = "mrt"
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,16 @@ class TargetConfig:
 
 @dataclass(frozen=True)
 class MRTConfig:
-    """The whole codec. Sizes are in pixels unless stated; windows are ``window`` x ``window``."""
+    """The whole codec. Sizes are in pixels unless stated; windows are ``window`` x ``window``.
+
+    ``kind: latent2d`` (the 2-D latent codec): the latents are the ``target`` autoencoder's LFQ
+    codes at 1/16 resolution (``target.bits`` per latent, ``token_bits`` must equal it); they are
+    coded in ``rcm.groups`` channel groups (``n_tokens`` must equal it: a window's "tokens" are
+    its channel groups, and ``k`` is the number of groups coded); ``rcm.passes`` is 1 (channel
+    context only) or 2 (checkerboard); ``rcm.dim`` / ``rcm.depth`` size the 2-D context model;
+    the context model sees one ``window`` x ``window`` block at a time. ``patch``, ``dim``,
+    ``heads``, ``enc_depth``, ``dec_depth``, ``mlp_ratio``, ``mixing`` and ``decode`` are unused.
+    """
 
     name: str = "mrt"
     window: int = 128
@@ -63,6 +80,7 @@ class MRTConfig:
     decode: Literal["soft", "hard"] = "soft"
     rcm: RCMConfig = field(default_factory=RCMConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
+    kind: Kind = DEFAULT_KIND
 
     def __post_init__(self) -> None:
         if self.patch != 16:
@@ -79,6 +97,21 @@ class MRTConfig:
             raise ConfigError(f"unknown mixing {self.mixing!r} (birwkv, none, global_vit)")
         if self.decode not in ("soft", "hard"):
             raise ConfigError(f"unknown decode mode {self.decode!r} (soft, hard)")
+        if self.kind not in ("mrt", "latent2d"):
+            raise ConfigError(f"unknown model kind {self.kind!r} (mrt, latent2d)")
+        if self.kind == "latent2d":
+            self._check_latent2d()
+
+    def _check_latent2d(self) -> None:
+        """The 2-D latent codec's reading of the shared fields (see the class docstring)."""
+        if self.token_bits != self.target.bits:
+            raise ConfigError(f"latent2d: token_bits ({self.token_bits}) must equal target.bits ({self.target.bits})")
+        if self.n_tokens != self.rcm.groups:
+            raise ConfigError(f"latent2d: n_tokens ({self.n_tokens}) must equal rcm.groups ({self.rcm.groups})")
+        if self.rcm.passes not in (1, 2):
+            raise ConfigError(f"latent2d: rcm.passes must be 1 or 2 (checkerboard), got {self.rcm.passes}")
+        if self.group_bits > 8:
+            raise ConfigError(f"latent2d: at most 8 bits per channel group, got {self.group_bits}")
 
     @property
     def grid(self) -> int:
@@ -90,7 +123,11 @@ class MRTConfig:
         return self.token_bits // self.rcm.groups
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain nested dict; ``kind`` is left out at its default (keeps older canonical JSON and ids)."""
+        d = dataclasses.asdict(self)
+        if d["kind"] == DEFAULT_KIND:
+            del d["kind"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MRTConfig":

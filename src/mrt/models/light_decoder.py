@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mrt.models.taef2 import LATENT_CHANNELS, SoftClamp
@@ -49,7 +50,10 @@ DEFAULT_SPEC = LightSpec()
 class LightBlock(nn.Module):
     """x + W2 relu(W1 relu(conv3x3(x))): one 3x3 conv (spatial context) then a 1x1 MLP.
 
-    The last 1x1 starts at zero, so every block starts as the identity.
+    The last 1x1 starts at zero, so every block starts as the identity. Its bias is added after
+    the bias-free convolution: PyTorch runs a 1x1 convolution *with* a bias through another
+    algorithm with several threads than with one, which made the decoded pixels depend on the
+    thread count (``mrt.models.threads``); bias-free, the result is the same for any count.
     """
 
     def __init__(self, channels: int, expand: int) -> None:
@@ -62,7 +66,8 @@ class LightBlock(nn.Module):
         nn.init.zeros_(self.mix.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mix(self.act(self.conv(x)))
+        mixed = F.conv2d(self.act(self.conv(x)), self.mix.weight)  # [B, c, h, w]
+        return x + (mixed + self.mix.bias[:, None, None])
 
 
 class ShuffleUp(nn.Sequential):

@@ -11,6 +11,8 @@ The 24-bit model id of a variant (written in version-1 file headers) is derived 
 canonical config, the number of coded tokens and the weights hash (``mrt.models.config.model_id``).
 The id of the file itself (``file_id``: config and weights hash, no number of tokens; written in
 version-2 headers, which state the number of tokens beside it) serves every rate 1..K.
+The config's ``kind`` says which network the file holds (:func:`build_codec_model`): MRT, or the
+2-D latent codec (``mrt.models.latent2d``), whose "tokens" are channel groups.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from safetensors.torch import save as st_save
 
 from mrt.errors import ModelError
 from mrt.io import atomic_write_bytes
-from mrt.models.codec_model import MRTCodecModel
+from mrt.models.codec_model import ImageCodecModel, MRTCodecModel
 from mrt.models.config import MRTConfig, canonical_json, model_id
+from mrt.models.latent2d import Latent2DCodecModel
 
 FORMAT = "mrt-model"
 FORMAT_VERSION = "1"
@@ -73,6 +76,13 @@ class ModelFileInfo:
         raise ModelError(f"model file {self.path} has no variant {wanted!r} (has: {known})")
 
 
+def build_codec_model(cfg: MRTConfig, k_code: int | None = None) -> ImageCodecModel:
+    """The codec network a config describes (``cfg.kind``), coding ``k_code`` tokens per window by default."""
+    if cfg.kind == "latent2d":
+        return Latent2DCodecModel(cfg, k_code=k_code)
+    return MRTCodecModel(cfg, k_code=k_code)
+
+
 def weights_hash(state: dict[str, torch.Tensor]) -> str:
     """sha256 over sorted (name, dtype, shape, raw bytes) of a state dict."""
     h = hashlib.sha256()
@@ -94,7 +104,7 @@ def file_id(cfg: MRTConfig, sha: str) -> int:
 
 
 def save_model_file(
-    model: MRTCodecModel,
+    model: ImageCodecModel,
     path: str | Path,
     variants: dict[str, int],
     default_variant: str,
@@ -179,7 +189,7 @@ def read_model_info(path: str | Path) -> ModelFileInfo:
     )
 
 
-def load_model_file(path: str | Path, variant: str | None = None) -> tuple[MRTCodecModel, ModelFileInfo, Variant]:
+def load_model_file(path: str | Path, variant: str | None = None) -> tuple[ImageCodecModel, ModelFileInfo, Variant]:
     """Build the network of a model file, check the weights hash, and select a rate variant."""
     info = read_model_info(path)
     chosen = info.variant(variant)
@@ -191,6 +201,6 @@ def load_model_file(path: str | Path, variant: str | None = None) -> tuple[MRTCo
         raise ModelError(f"model file {path} is corrupt (weights hash mismatch)")
     if variant_id(info.config, chosen.k_code, info.weights_sha256) != chosen.model_id:
         raise ModelError(f"model file {path}: variant {chosen.name} has an inconsistent model id")
-    model = MRTCodecModel(info.config, k_code=chosen.k_code)
+    model = build_codec_model(info.config, k_code=chosen.k_code)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
     return model.eval(), info, chosen

@@ -114,9 +114,11 @@ class TaskArgs:
     w_preview: float = 0.0  # stage 1/2: MSE of the decoder's 1/4-resolution RGB preview (needs pixels)
     w_lpips: float = 0.0
     w_dists: float = 0.0
-    w_adv: float = 0.0  # stage 0/2: hinge GAN generator term (a patch discriminator is trained when > 0)
+    w_adv: float = 0.0  # stage 0/2, distill_light: hinge GAN generator term (a discriminator is trained when > 0)
     adv_start: int = 0  # first step of the generator term (the discriminator trains from step 0)
-    disc_width: int = 64
+    adv_ramp: int = 0  # the generator term's weight rises linearly from 0 to w_adv over this many steps from adv_start
+    disc: str = "patch"  # patch (from scratch) | features (frozen EfficientNet-Lite1 + trainable heads)
+    disc_width: int = 64  # channels of the patch discriminator / of each feature-discriminator head
     k_choices: list[int] = field(default_factory=list)  # tokens per window sampled per step ([] = all)
     rate_steps: int = 0  # RCM steps evaluated per training step (0 = all; else a random subset, rescaled)
     train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
@@ -140,8 +142,8 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (YAML/JSON-safe) of the resolved config."""
-        return dataclasses.asdict(self)
+        """Plain nested dict (YAML/JSON-safe) of the resolved config (``model`` as ``MRTConfig.to_dict``)."""
+        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
 
     def to_yaml(self) -> str:
         """The resolved config as YAML text."""

@@ -12,7 +12,8 @@ Each batch renders two kinds of latents: the cached TAEF2 latents of the crops, 
 (``model.forward(latent, k).latent_pred``: the MRT encoder, LFQ, MRT decoder and latent decoder
 of the teacher file, with a random number of tokens k per step), which is what the generator sees
 in use. Loss: L1 (+ MSE) to the teacher's RGB + LPIPS-alex to the teacher's RGB + a smaller L1 to
-the real pixels.
+the real pixels (+ with ``w_adv > 0`` an adversarial term: the discriminator of
+``task_args.disc`` judges the student's RGB against the real pixels).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mrt.models.config import MRTConfig
 from mrt.models.taef2 import TAEF2Decoder
 from mrt.train.config import TaskArgs, TrainConfig
 from mrt.train.task import LossOutput, Task
+from mrt.train.tasks import _discriminator, adversarial_term
 
 RGB_PREFIX = "generator.rgb_decoder."
 
@@ -85,11 +87,14 @@ class DistillLightTask(Task):
             from mrt.metrics import LPIPS
 
             self.lpips = LPIPS(net="alex").requires_grad_(False).eval()
+        self.disc = _discriminator(args)  # w_adv > 0: adversarial term, student vs real pixels
 
     def train(self, mode: bool = True) -> "DistillLightTask":
-        """Only the light decoder follows ``mode``; frozen parts stay in eval mode."""
+        """Only the light decoder (and the discriminator's heads) follow ``mode``; frozen parts stay in eval mode."""
         super().train(False)
         self.model.generator.rgb_decoder.train(mode)
+        if self.disc is not None:
+            self.disc.train(mode)
         return self
 
     def inputs(self, latents: torch.Tensor, step: int) -> tuple[torch.Tensor, int]:
@@ -128,6 +133,9 @@ class DistillLightTask(Task):
             total = total + a.w_pixel * (student - batch.pixels).abs().mean()
             logs["psnr_pixels"] = _psnr(student, batch.pixels)
             logs["psnr_pixels_teacher"] = _psnr(target, batch.pixels)
+        if self.disc is not None:
+            assert batch.pixels is not None, "task_args.w_adv needs data.with_pixels: true"
+            total = total + adversarial_term(self.disc, a, student.clamp(0, 1), batch.pixels, logs, step)
         return LossOutput(total, logs)
 
 

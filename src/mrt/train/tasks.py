@@ -24,9 +24,10 @@ from torch import nn
 
 from mrt.data.batch import Batch
 from mrt.errors import ConfigError
-from mrt.models.codec_model import CodecOutput, MRTCodecModel
+from mrt.models.codec_model import CodecOutput, ImageCodecModel, MRTCodecModel
 from mrt.models.config import MRTConfig
 from mrt.models.generator import TargetAutoencoder
+from mrt.models.modelfile import build_codec_model
 from mrt.models.rcm import Step
 from mrt.models.taef2 import load_taef2
 from mrt.train.checkpoint import export_weights, load_checkpoint
@@ -52,13 +53,51 @@ def _perceptual(args: TaskArgs) -> tuple[nn.Module | None, nn.Module | None]:
     return lpips, dists
 
 
+DISCRIMINATORS = ("patch", "features")
+
+
 def _discriminator(args: TaskArgs) -> nn.Module | None:
-    """The patch discriminator of the adversarial term, when it is used."""
+    """The discriminator of the adversarial term (``task_args.disc``), when it is used (``w_adv > 0``)."""
+    if args.disc not in DISCRIMINATORS:
+        raise ConfigError(f"task_args.disc must be one of {', '.join(DISCRIMINATORS)}, got {args.disc!r}")
+    if args.adv_start < 0 or args.adv_ramp < 0:
+        raise ConfigError("task_args.adv_start and task_args.adv_ramp must be >= 0")
     if args.w_adv <= 0:
         return None
+    if args.disc == "features":
+        from mrt.models.feature_discriminator import FeatureDiscriminator
+
+        if args.disc_width <= 0 or args.disc_width % 8:
+            raise ConfigError(f"task_args.disc_width must be a positive multiple of 8, got {args.disc_width}")
+
+        return FeatureDiscriminator(args.disc_width)
     from mrt.models.discriminator import PatchDiscriminator
 
     return PatchDiscriminator(args.disc_width)
+
+
+def adv_weight(args: TaskArgs, step: int) -> float:
+    """Weight of the generator's adversarial term at ``step``: 0 before ``adv_start``, then a linear
+    ramp to ``w_adv`` over ``adv_ramp`` steps (``adv_ramp: 0``: ``w_adv`` at once)."""
+    if step < args.adv_start:
+        return 0.0
+    if args.adv_ramp <= 0:
+        return args.w_adv
+    return args.w_adv * min(1.0, (step - args.adv_start + 1) / args.adv_ramp)
+
+
+def adversarial_term(
+    disc: nn.Module, args: TaskArgs, fake: torch.Tensor, real: torch.Tensor, logs: dict[str, float], step: int
+) -> torch.Tensor:
+    """Discriminator hinge loss (every step; its gradient reaches only ``disc``) + the scheduled
+    generator term (its gradient reaches only ``fake``); logs both and the discriminator's scores."""
+    from mrt.models.discriminator import adversarial_losses
+
+    adv = adversarial_losses(disc, fake, real)
+    weight = adv_weight(args, step)
+    logs.update(d_loss=float(adv.discriminator.detach()), g_adv=float(adv.generator.detach()),
+                d_real=adv.real_score, d_fake=adv.fake_score, w_adv=weight)
+    return adv.discriminator + weight * adv.generator if weight > 0 else adv.discriminator
 
 
 def _pixel_losses(
@@ -67,7 +106,7 @@ def _pixel_losses(
     """Weighted pixel MSE + LPIPS + DISTS (+ adversarial) of an RGB reconstruction (in fp32).
 
     With ``w_adv > 0`` the discriminator's hinge loss is added from step 0 (its gradient reaches
-    only the discriminator) and the generator's from ``adv_start`` on.
+    only the discriminator) and the generator's from ``adv_start`` on (see :func:`adversarial_term`).
     """
     args = task.args
     recon = recon.float()
@@ -83,14 +122,7 @@ def _pixel_losses(
         logs["dists"] = float(value.detach())
         total = total + args.w_dists * value
     if task.disc is not None:
-        from mrt.models.discriminator import adversarial_losses
-
-        adv = adversarial_losses(task.disc, recon.clamp(0, 1), pixels)
-        logs.update(d_loss=float(adv.discriminator.detach()), g_adv=float(adv.generator.detach()),
-                    d_real=adv.real_score, d_fake=adv.fake_score)
-        total = total + adv.discriminator
-        if step >= args.adv_start:
-            total = total + args.w_adv * adv.generator
+        total = total + adversarial_term(task.disc, args, recon.clamp(0, 1), pixels, logs, step)
     return total
 
 
@@ -245,6 +277,7 @@ class Stage2Task(_CodecTask):
 
 
 STAGES: dict[str, type[Task]] = {"stage0": Stage0Task, "stage1": Stage1Task, "stage2": Stage2Task}
+LATENT2D_TASKS = ("latent2d", "latent2d_ft")  # the 2-D latent codec's tasks (mrt.train.latent2d_task)
 
 
 def build_task(cfg: TrainConfig) -> nn.Module:
@@ -253,20 +286,28 @@ def build_task(cfg: TrainConfig) -> nn.Module:
         from mrt.train.distill import build_distill_task
 
         return build_distill_task(cfg)
+    if cfg.task in LATENT2D_TASKS:
+        from mrt.train.latent2d_task import build_latent2d_task
+
+        return build_latent2d_task(cfg.task, cfg.model, cfg.task_args)
     if cfg.task not in STAGES:
-        raise ConfigError(f"unknown task {cfg.task!r}; choose one of {', '.join(STAGES)}, distill_light")
+        raise ConfigError(f"unknown task {cfg.task!r}; choose one of {', '.join((*STAGES, *LATENT2D_TASKS))}, distill_light")
+    if cfg.model.kind != "mrt" and cfg.task != "stage0":
+        raise ConfigError(f"task {cfg.task} trains MRT models; model.kind {cfg.model.kind} trains with {', '.join(LATENT2D_TASKS)}")
     return STAGES[cfg.task](cfg.model, cfg.task_args)  # type: ignore[call-arg]
 
 
-def codec_model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[MRTCodecModel, dict[str, Any]]:
-    """The codec model of a stage-1/2 or distill_light checkpoint (EMA weights by default) and the config dict it stores.
+def codec_model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[ImageCodecModel, dict[str, Any]]:
+    """The codec model of a stage-1/2, distill_light or latent2d(_ft) checkpoint (EMA weights by default) and the config dict it stores.
 
     Missing ``model`` keys (older checkpoints stored only the keys the YAML set) take their defaults.
     """
     config = load_checkpoint(path)["config"]
-    if config.get("task") not in ("stage1", "stage2", "distill_light"):
-        raise ConfigError(f"{path} is a {config.get('task')!r} checkpoint; release needs stage1, stage2 or distill_light")
-    model = MRTCodecModel(MRTConfig.from_dict(dict(config["model"])))
+    if config.get("task") not in ("stage1", "stage2", "distill_light", *LATENT2D_TASKS):
+        raise ConfigError(
+            f"{path} is a {config.get('task')!r} checkpoint; release needs stage1, stage2, distill_light or latent2d(_ft)"
+        )
+    model = build_codec_model(MRTConfig.from_dict(dict(config["model"])))
     model.load_state_dict(export_weights(path, use_ema=use_ema, prefix="model."), strict=True)
     return model.eval(), config
 
