@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mrt.blocks.lfq import bits_to_int, int_to_bits
-from mrt.entropy import SymbolDecoder, SymbolEncoder, estimate_bits, quantize_pmf
+from mrt.entropy import SymbolDecoder, quantize_pmf
 from mrt.errors import BitstreamError
 from mrt.models.config import MRTConfig
 from mrt.models.generator import ResBlock2d
-from mrt.models.rcm import PRECISION, CodedTokens, PlannedStep, Step, StepTables
+from mrt.models.rcm import PRECISION, CodedTokens, PlannedStep, Step, StepTables, encode_plan
 from mrt.models.threads import one_thread
 
 STRIDE = 16  # pixels per latent of the 2-D codec (the stage-0 codes' resolution)
@@ -159,19 +159,11 @@ class ContextModel2D(nn.Module):
         k = bits01.shape[1]
         bits_pm1 = bits01[None].float() * 2.0 - 1.0
         symbols = self.symbols(bits01)  # [nW, k, c*c]
-        encoder = SymbolEncoder()
-        ordered: list[np.ndarray] = []
-        est = table = 0.0
-        with one_thread():
-            for planned in self.plan(k):
-                tables = self.step_tables(bits_pm1, planned)
-                syms = symbols[:, planned.step.group, planned.tokens].reshape(-1).numpy()
-                encoder.encode(syms, tables.freqs)
-                ordered.append(syms)
-                est += float(-np.log2(tables.probs[np.arange(len(syms)), syms].astype(np.float64)).sum())
-                table += estimate_bits(syms, tables.freqs)
-        coded = np.concatenate(ordered) if ordered else np.zeros(0, np.int64)
-        return CodedTokens(encoder.finish(), coded, est, table)
+        return encode_plan(
+            self.plan(k),
+            lambda planned: self.step_tables(bits_pm1, planned),
+            lambda planned: symbols[:, planned.step.group, planned.tokens].reshape(-1).numpy(),
+        )
 
     @torch.inference_mode()
     def decode(self, payload: bytes, n_windows: int, k: int) -> tuple[torch.Tensor, np.ndarray]:

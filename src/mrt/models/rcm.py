@@ -21,6 +21,7 @@ increasing in-window index. Tables come from float32 probabilities computed with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,31 @@ class CodedTokens:
     symbols: np.ndarray  # int64 [n], every coded symbol in coding order (the container checksums them)
     estimated_bits: float  # sum of -log2 p(symbol) under the float probabilities
     table_bits: float  # the same under the integer tables (what the coder pays, before termination)
+
+
+def encode_plan(
+    plan: list[PlannedStep],
+    tables_of: Callable[[PlannedStep], StepTables],
+    symbols_of: Callable[[PlannedStep], np.ndarray],
+) -> CodedTokens:
+    """Range-code the symbols of every planned step with that step's tables, in plan order.
+
+    The one encoding loop of the context models (the RCM and ``mrt.models.context2d``): the
+    tables come from the symbols coded before (``tables_of``), computed with one thread.
+    """
+    encoder = SymbolEncoder()
+    ordered: list[np.ndarray] = []
+    est = table = 0.0
+    with one_thread():
+        for planned in plan:
+            tables = tables_of(planned)
+            syms = symbols_of(planned)
+            encoder.encode(syms, tables.freqs)
+            ordered.append(syms)
+            est += float(-np.log2(tables.probs[np.arange(len(syms)), syms].astype(np.float64)).sum())
+            table += estimate_bits(syms, tables.freqs)
+    coded = np.concatenate(ordered) if ordered else np.zeros(0, np.int64)
+    return CodedTokens(encoder.finish(), coded, est, table)
 
 
 class RCM(nn.Module):
@@ -189,19 +215,11 @@ class RCM(nn.Module):
         n_win, k, _ = bits01.shape
         bits_pm1 = bits01[None].float() * 2.0 - 1.0  # [1, nW, K, d]
         symbols = self.symbols(bits01)  # [nW, K, G]
-        encoder = SymbolEncoder()
-        ordered: list[np.ndarray] = []
-        est = table = 0.0
-        with one_thread():
-            for planned in self.plan(k):
-                tables = self.step_tables(bits_pm1, planned)
-                syms = symbols[:, planned.tokens, planned.step.group].reshape(-1).numpy()
-                encoder.encode(syms, tables.freqs)
-                ordered.append(syms)
-                est += float(-np.log2(tables.probs[np.arange(len(syms)), syms].astype(np.float64)).sum())
-                table += estimate_bits(syms, tables.freqs)
-        coded = np.concatenate(ordered) if ordered else np.zeros(0, np.int64)
-        return CodedTokens(encoder.finish(), coded, est, table)
+        return encode_plan(
+            self.plan(k),
+            lambda planned: self.step_tables(bits_pm1, planned),
+            lambda planned: symbols[:, planned.tokens, planned.step.group].reshape(-1).numpy(),
+        )
 
     @torch.inference_mode()
     def decode(self, payload: bytes, n_windows: int, k: int) -> tuple[torch.Tensor, np.ndarray]:
