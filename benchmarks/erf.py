@@ -41,7 +41,8 @@ def main() -> int:
         print(f"{name}: mixing={model.cfg.mixing} extent={erf.extent(args.threshold):.3f} "
               f"outside-window={erf.outside_window(args.threshold):.3f}")
         pic = Image.fromarray(erf_image(erf, img))
-        ImageDraw.Draw(pic).text((6, 6), f"{name} ({model.cfg.mixing})", fill=(255, 255, 255))
+        label = Path(name.split("#")[0]).stem if name.split("#")[0].endswith(".mrtm") else name
+        ImageDraw.Draw(pic).text((6, 6), f"{label} ({model.cfg.mixing})", fill=(255, 255, 255))
         panels.append(np.asarray(pic))
     atomic_write_bytes(args.out, encode_image(np.concatenate(panels, axis=1), ".png"), force=True)
     print(f"wrote {args.out}")

@@ -253,6 +253,7 @@ class RatioRow:
     up2_bytes: int
     enc_s: float  # both encodes, wall clock
     created: str
+    format_version: int = 0  # of the files written (0: rows from before it was recorded; never reused)
 
     @property
     def ratio(self) -> float:
@@ -266,7 +267,8 @@ def _model_id(codec: object) -> str:
 
 def area_ratio(model: str, image: Path, known: dict[tuple[str, str, str], RatioRow]) -> RatioRow:
     """Bytes of ``image`` and of its 2x Lanczos upscale coded with ``model`` (``known``: earlier
-    rows by (model, model id, image), reused instead of encoding again)."""
+    rows of the current file format by (model, model id, image), reused instead of encoding again)."""
+    from mrt.bitstream import VERSION  # noqa: PLC0415
     from mrt.codec import Codec  # noqa: PLC0415
 
     codec = Codec.load(model)
@@ -279,7 +281,7 @@ def area_ratio(model: str, image: Path, known: dict[tuple[str, str, str], RatioR
     t0 = time.perf_counter()
     nb, nu = len(codec.compress(small)), len(codec.compress(big))
     return RatioRow(model, key[1], image.name, f"{w}x{h}", nb, f"{2 * w}x{2 * h}", nu,
-                    time.perf_counter() - t0, time.strftime("%Y-%m-%d %H:%M:%S"))
+                    time.perf_counter() - t0, time.strftime("%Y-%m-%d %H:%M:%S"), VERSION)
 
 
 def _bpp(nbytes: int, size: str) -> float:
@@ -296,9 +298,9 @@ def ratio_markdown(rows: list[RatioRow]) -> str:
              "Bytes of the whole `.mrt` file of the photograph and of its 2x Lanczos upscale "
              "(3840x2160 from 1920x1080). The upscale adds no content: a codec whose rate follows "
              "the content, not the area, costs well under 4x.", "",
-             "| model (id) | image | bytes (bpp) | 2x upscale: bytes (bpp) | ratio |", "|---|---|---|---|---|"]
+             "| model (id) | format | image | bytes (bpp) | 2x upscale: bytes (bpp) | ratio |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r.model} ({r.model_id}) | {r.image} {r.base_size} | {r.base_bytes} "
+        lines.append(f"| {r.model} ({r.model_id}) | {r.format_version or '1-2'} | {r.image} {r.base_size} | {r.base_bytes} "
                      f"({_bpp(r.base_bytes, r.base_size):.4f}) | {r.up2_bytes} "
                      f"({_bpp(r.up2_bytes, r.up2_size):.4f}) | {r.ratio:.2f}x |")
     return "\n".join(lines) + "\n"
@@ -308,14 +310,17 @@ def cmd_ratio(args: argparse.Namespace) -> int:
     """``ratio``: measure (or reuse) and write ``area_ratio.json`` / ``.md`` into ``--report``."""
     import torch  # noqa: PLC0415
 
+    from mrt.bitstream import VERSION  # noqa: PLC0415
+
     torch.set_num_threads(max(1, args.threads))
     path = Path(args.report) / "area_ratio.json"
     old = [RatioRow(**r) for r in json.loads(path.read_text())] if path.is_file() else []
-    rows = {(r.model, r.model_id, r.image): r for r in old}
+    rows = {(r.model, r.model_id, r.image, r.format_version): r for r in old}  # older formats' rows stay
     for m in args.ratio_model:
         for img in args.ratio_image:
-            r = area_ratio(m, Path(args.data) / img, rows)
-            rows[(r.model, r.model_id, r.image)] = r
+            current = {k[:3]: r for k, r in rows.items() if r.format_version == VERSION}
+            r = area_ratio(m, Path(args.data) / img, current)
+            rows[(r.model, r.model_id, r.image, r.format_version)] = r
             print(f"{m} ({r.model_id}) {img}: {r.base_bytes} -> {r.up2_bytes} bytes, ratio {r.ratio:.3f}")
     out = sorted(rows.values(), key=lambda r: (r.created, r.model, r.image))
     atomic_write_text(path, json.dumps([asdict(r) for r in out], indent=1) + "\n", force=True)

@@ -183,9 +183,9 @@ class Mutator:
             k = c.k if c.model_id == codec.file_id and (c.k or 0) <= codec.max_tokens else None  # type: ignore[attr-defined]
         if k is None or header_problems(c, self.max_side**2 if self.max_side else None, k=k):
             return None
-        n_windows = codec.model.geometry(c.height, c.width).n_windows  # type: ignore[attr-defined]
+        n_windows = codec.model.geometry(*c.coded_size).n_windows  # type: ignore[attr-defined]
         try:
-            _, symbols = codec.model.rcm.decode(c.payload, n_windows, k)  # type: ignore[attr-defined]
+            _, symbols = codec.model.rcm.decode(c.payload, n_windows, k, portable=c.portable)  # type: ignore[attr-defined]
         except MRTError:
             return None
         return symbols_digest(symbols)

@@ -143,12 +143,12 @@ def test_unpack_errors_are_clear() -> None:
     for cut in range(3, HEADER_SIZES[2]):
         with pytest.raises(BitstreamError, match="shorter than the 13-byte header"):
             unpack(good2[:cut])
-    for version in (0, 4, 15):
+    for version in (0, 5, 15):
         bad = good[:2] + bytes([version << 4]) + good[3:]
         with pytest.raises(BitstreamError) as info:
             unpack(bad)
         assert str(info.value) == (
-            f"file format version {version} is not supported by this mrt (supports 1, 2, 3)"
+            f"file format version {version} is not supported by this mrt (supports 1, 2, 3, 4)"
         )
     with pytest.raises(BitstreamError, match="feature flags 0x3"):
         unpack(good[:2] + bytes([0x13]) + good[3:])
@@ -411,3 +411,23 @@ def test_the_examples_of_the_spec() -> None:
     assert padded == bytes.fromhex("D74D2112345607 01FF02FF95FC8268".replace(" ", "") + "00" * 18 + "00000016")
     with pytest.raises(ValueError):
         pack(0x123456, 512, 768, payload, digest)
+
+
+def test_version_4_header_round_trip_scale_zero_allowed_and_flags() -> None:
+    """Version 4 = the version-3 layout with scale code 0 allowed; it marks portable tables."""
+    for scale_code in (0, 3):
+        data = pack(0x123456, 96, 136, b"payload!", b"sym", k=7, scale_code=scale_code, portable=True)
+        c = unpack(data)
+        assert (c.version, c.k, c.scale_code, c.portable, c.height, c.width) == (4, 7, scale_code, True, 96, 136)
+        assert data[2] == 0x40 | (scale_code << 1) and len(data) == HEADER_SIZES[4] + 8
+        verify(c, b"sym")
+        with pytest.raises(BitstreamError, match="checksum"):
+            verify(c, b"other")
+    legacy = unpack(pack(0x123456, 96, 136, b"payload!", b"sym", k=7))
+    assert (legacy.version, legacy.portable) == (2, False)
+    with pytest.raises(ValueError, match="needs k"):
+        pack(0x123456, 96, 136, b"payload!", b"", portable=True)
+    bad = bytearray(pack(0x123456, 96, 136, b"payload!", b"", k=7, portable=True))
+    bad[2] |= 0x10  # no version 5
+    with pytest.raises(BitstreamError, match="version 5"):
+        unpack(bytes(bad))

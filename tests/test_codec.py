@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_model, structured_image
-from mrt.bitstream import HEADER_SIZE, unpack
+from mrt.bitstream import HEADER_SIZES, unpack
 from mrt.codec import Codec, list_models, open_for
 from mrt.errors import BitstreamError, ImageError, ModelError
 from mrt.models.modelfile import load_model_file, read_model_info, save_model_file
@@ -32,7 +32,7 @@ def test_round_trip_equals_eval_forward(codec: Codec, shape: tuple[int, int]) ->
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.array_equal(out, codec.reconstruct(img))
     header = unpack(data)
-    assert (header.height, header.width, header.model_id) == (shape[0], shape[1], codec.model_id)
+    assert (header.height, header.width, header.model_id, header.version) == (shape[0], shape[1], codec.file_id, 4)
 
 
 @pytest.mark.parametrize("kind", ["random", "structured", "flat"])
@@ -45,7 +45,7 @@ def test_file_size_matches_model_estimate(codec: Codec, kind: str) -> None:
     else:
         img = np.full((256, 384, 3), 90, np.uint8)
     rep = codec.encode(img)
-    payload_bits = (len(rep.data) - HEADER_SIZE) * 8
+    payload_bits = (len(rep.data) - HEADER_SIZES[4]) * 8
     assert rep.n_symbols == 24 * 8 * 2  # 24 windows x 8 tokens x 2 groups
     assert abs(payload_bits - rep.estimated_bits) <= 0.01 * rep.estimated_bits + 16
 
@@ -127,7 +127,7 @@ def test_model_file_round_trip_and_ids(tiny_model_file: Path, monkeypatch: pytes
     monkeypatch.setenv("MRT_MODEL_PATH", str(tiny_model_file))
     small = Codec.load(f"{tiny_model_file}#tiny-k4")
     data = small.compress(structured_image(64, 64))
-    assert open_for(data).name == "tiny-k4"
+    assert open_for(data).info.path == small.info.path and unpack(data).k == 4
     assert any(m.name == "tiny-k8" for m in list_models())
     assert len(data) < len(Codec.load(str(tiny_model_file)).compress(structured_image(64, 64)))
 

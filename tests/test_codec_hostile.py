@@ -22,7 +22,7 @@ from mrt.codec import decompress
 from mrt.errors import BitstreamError
 
 DATA = Path(__file__).parent / "data"
-GOLDEN_V1 = DATA / "golden_v1_mrt-s-k16.mrt"
+GOLDEN_V1 = DATA / "golden_v4_mrt-s_k16.mrt"  # (a portable file: decodes on every machine)
 REPRO = b"\xd7\x4d\x10\xaf\x95\x5a\xff\xff\xff\xff\x00\x00"  # issue 14: 65536 x 65536, 12 bytes
 
 # Peak memory: VmHWM, the high-water mark of this process image (ru_maxrss would also count the

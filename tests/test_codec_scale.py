@@ -97,7 +97,7 @@ def test_scaled_file_round_trip(tiny_model_file, one_thread: None) -> None:
     img = structured_image(100, 140, seed=3)
     plain = codec.compress(img, scale=1)
     half = codec.encode(img, scale=2)
-    assert half.scale_code == 3 and half.version == 3 and len(half.data) < len(plain)
+    assert half.scale_code == 3 and half.version == 4 and len(half.data) < len(plain)
     out = codec.decompress(half.data)
     assert out.shape == img.shape
     assert np.array_equal(out, codec.reconstruct(img, scale=2))
@@ -141,7 +141,7 @@ def test_cli_scale_option_and_info(tiny_model_file, tmp_path, capsys: pytest.Cap
     assert capsys.readouterr().out.strip().endswith(", coded at 70x50")
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "format version  3" in text and "coded size      70 x 50" in text
+    assert "format version  4" in text and "coded size      70 x 50" in text
     back = tmp_path / "b.png"
     assert main(["decompress", str(out), "-o", str(back)]) == 0
     assert load_image(back).shape == (100, 140, 3)

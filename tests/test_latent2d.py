@@ -79,9 +79,9 @@ def test_model_file_kind_variants_and_lookup(model_file: Path, codec: Codec, mon
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     monkeypatch.setenv("MRT_MODEL_PATH", str(model_file))
     assert {m.name for m in list_models()} >= {"tiny2d-k1", "tiny2d-k2", "tiny2d-k4"}
-    for k in (2, 3):  # a variant's k (version 1, the variant's id) and any other k (version 2, the file's id)
+    for k in (2, 3):  # a variant's k and any other k: version 4, the file's id
         data = codec.compress(img, k=k)
-        assert unpack(data).version == (1 if k == 2 else 2)
+        assert (unpack(data).version, unpack(data).model_id, unpack(data).k) == (4, codec.file_id, k)
         assert np.array_equal(open_for(data).decompress(data), codec.decompress(data))
 
 
@@ -267,7 +267,7 @@ def test_cli_compress_with_model_path_and_decompress_by_id(
     Image.fromarray(img).save(tmp_path / "in.png")
     assert main(["compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.mrt"), "--model", str(model_file), "-q"]) == 0
     data = (tmp_path / "x.mrt").read_bytes()
-    assert unpack(data).model_id == codec.model_id  # the default variant's id (version 1)
+    assert unpack(data).model_id == codec.file_id  # the model file's id (version 4)
     monkeypatch.setenv("MRT_MODEL_PATH", str(model_file.parent))
     assert main(["decompress", str(tmp_path / "x.mrt"), "-o", str(tmp_path / "out.png"), "-q"]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), codec.reconstruct(img))

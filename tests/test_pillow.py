@@ -50,14 +50,14 @@ def test_info_fields(installed: Codec, mrt_file: Path) -> None:
     header = unpack(data)
     with Image.open(mrt_file) as im:
         info = dict(im.info)
-        assert info["model_id"] == installed.model_id == header.model_id
+        assert info["model_id"] == installed.file_id == header.model_id  # version 4 names the model file
         assert (info["width"], info["height"]) == (72, 40)
         assert info["file_size"] == len(data) and info["payload_bytes"] == len(header.payload)
         assert info["bpp"] == pytest.approx(8 * len(data) / (72 * 40))
-        assert info["mrt_version"] == header.version == 1  # the variant's own rate: a version-1 file
-        assert "model" not in info and "n_tokens" not in info  # they need the model: known once decoded
+        assert info["mrt_version"] == header.version == 4
+        assert "model" not in info and info["n_tokens"] == 8  # the model's name needs the model file
         im.load()
-        assert im.info["model"] == "tiny-k8" and im.info["n_tokens"] == 8
+        assert im.info["model"] == "tiny" and im.info["n_tokens"] == 8
 
 
 def test_budget_files_record_their_tokens(installed: Codec, tmp_path: Path) -> None:

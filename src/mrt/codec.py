@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrt.bitstream import MAX_SIDE, Container, code_for_factor, file_size, header_problems, min_body_bytes, pack
+from mrt.bitstream import MAX_SIDE, Container, code_for_factor, file_size, header_problems, pack
 from mrt.bitstream import symbols_digest, unpack, verify
 from mrt.bitstream.budget import budget_bytes, check_rate_options
 from mrt.errors import BitstreamError, ModelError, memory_errors, unknown_model_error
@@ -198,31 +198,21 @@ class Codec:
     def estimate_bpp(self, img: np.ndarray) -> float:
         return self.encode(img).estimated_bpp
 
-    def _v1_variant(self, payload_bytes: int, height: int, width: int, k: int) -> Variant | None:
-        """The rate variant a version-1 file (one byte shorter) names, or None: write version 2."""
-        if payload_bytes < min_body_bytes(height, width, k):
-            return None  # only version 2 can pad
-        return next((v for v in (self.variant, *self.info.variants) if v.k_code == k), None)
-
     def file_size(self, payload_bytes: int, height: int, width: int, k: int, scale_code: int = 0) -> int:
         """Size of the file that :meth:`_encode_k` writes for a payload of ``payload_bytes``."""
-        v1 = scale_code == 0 and self._v1_variant(payload_bytes, height, width, k) is not None
-        return file_size(payload_bytes, height, width, None if v1 else k, scale_code)
+        return file_size(payload_bytes, height, width, k, scale_code)
 
     def _encode_k(self, img: np.ndarray, bits: torch.Tensor, k: int, scale_code: int = 0) -> EncodeReport:
         """Entropy-code ``bits`` [nW, k, d] (of ``img`` at ``scale_code``) and wrap them in the container.
 
-        The oldest version that can express the file: 1 (a variant's k, unscaled, no padding),
-        2 (any k), 3 (scaled).
+        Always version 4: the payload is coded with the portable tables (``mrt.entropy.portable``),
+        so the file decodes to the same symbols on every machine. (Versions 1-3, written before,
+        used float32 tables that another CPU may not reproduce; they are still read.)
         """
-        coded = self.model.rcm.encode(bits)
+        coded = self.model.rcm.encode(bits, portable=True)
         h, w = img.shape[:2]
-        digest = symbols_digest(coded.symbols)
-        variant = None if scale_code else self._v1_variant(len(coded.payload), h, w, k)
-        if variant is not None:
-            data = pack(variant.model_id, h, w, coded.payload, digest)
-        else:
-            data = pack(self.file_id, h, w, coded.payload, digest, k=k, scale_code=scale_code)
+        data = pack(self.file_id, h, w, coded.payload, symbols_digest(coded.symbols), k=k, scale_code=scale_code,
+                    portable=True)
         return EncodeReport(
             data, h, w, coded.estimated_bits, coded.table_bits, int(coded.symbols.size), k, scale_code=scale_code
         )
@@ -264,7 +254,7 @@ class Codec:
         if problems:
             raise BitstreamError(problems[0])
         geo = self.model.geometry(*container.coded_size)
-        bits, symbols = self.model.rcm.decode(container.payload, geo.n_windows, k)
+        bits, symbols = self.model.rcm.decode(container.payload, geo.n_windows, k, portable=container.portable)
         verify(container, symbols_digest(symbols))
         return bits
 

@@ -1,4 +1,4 @@
-"""The MRT file container: a 12-byte (version 1) or 13-byte (versions 2, 3) header, then the body.
+"""The MRT file container: a 12-byte (version 1) or 13-byte (versions 2-4) header, then the body.
 
 Layout (big-endian; normative spec in docs/bitstream.md)::
 
@@ -14,6 +14,9 @@ Layout (big-endian; normative spec in docs/bitstream.md)::
 
 Version 3 is version 2 with flag bits 1-3 holding a scale code 1 ... 7: the file codes a
 downscaled copy of the image (:mod:`mrt.bitstream.scale`); the header keeps the full size.
+Version 4 has the layout of version 3 (scale code 0 allowed: not scaled) and codes its payload
+with *portable* tables (:mod:`mrt.entropy.portable`): the only version whose files decode the
+same on every machine, and the only one this mrt writes.
 
 The CRC covers the header bytes before it, the whole body and the *symbols digest*: bytes
 supplied by the codec (the packed decoded symbols), not stored but covered, so a decoder that
@@ -35,17 +38,19 @@ from mrt.bitstream.scale import MAX_SCALE_CODE, coded_size
 from mrt.errors import BitstreamError, ImageError
 
 MAGIC = b"\xd7M"
-VERSION = 3  # the newest version this mrt writes (it writes the oldest version a file fits)
-SUPPORTED_VERSIONS = (1, 2, 3)
+VERSION = 4  # the version this mrt writes (readers take 1-3 too; pack(portable=False) writes them, for tests)
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 HEADER_SIZE = 12  # of version 1; see HEADER_SIZES
-HEADER_SIZES = {1: 12, 2: 13, 3: 13}
+HEADER_SIZES = {1: 12, 2: 13, 3: 13, 4: 13}
 MAX_SIDE = 65536
 MAX_MODEL_ID = (1 << 24) - 1
 MAX_K = 256  # tokens per window a version-2 header can state
-FLAG_PADDED = 0x1  # versions 2, 3: the body ends with padding
-SCALE_SHIFT = 1  # version 3: flag bits 1-3 hold the scale code (1 ... 7)
+FLAG_PADDED = 0x1  # versions 2-4: the body ends with padding
+SCALE_SHIFT = 1  # versions 3, 4: flag bits 1-3 hold the scale code (1 ... 7; 0 allowed in version 4)
+SCALED_VERSIONS = (3, 4)
 PAD_LENGTH_BYTES = 4  # the padding ends with its own length (uint32, these 4 bytes included)
-_KNOWN_FLAGS = {1: 0, 2: FLAG_PADDED, 3: FLAG_PADDED | (MAX_SCALE_CODE << SCALE_SHIFT)}
+_KNOWN_FLAGS = {1: 0, 2: FLAG_PADDED, 3: FLAG_PADDED | (MAX_SCALE_CODE << SCALE_SHIFT),
+                4: FLAG_PADDED | (MAX_SCALE_CODE << SCALE_SHIFT)}
 
 
 @dataclass(frozen=True)
@@ -59,13 +64,18 @@ class Container:
     payload: bytes  # the range-coded bytes (padding removed)
     checksum: int
     flags: int = 0
-    k: int | None = None  # tokens per window (versions 2, 3); None: the model variant decides (version 1)
-    padding: bytes = b""  # versions 2, 3: zero bytes + uint32 length, covered by the checksum
+    k: int | None = None  # tokens per window (versions 2-4); None: the model variant decides (version 1)
+    padding: bytes = b""  # versions 2-4: zero bytes + uint32 length, covered by the checksum
 
     @property
     def scale_code(self) -> int:
-        """0 (the image itself is coded) or, in version 3, the code of its downscaling factor."""
-        return (self.flags >> SCALE_SHIFT) & MAX_SCALE_CODE if self.version == 3 else 0
+        """0 (the image itself is coded) or, in versions 3 and 4, the code of its downscaling factor."""
+        return (self.flags >> SCALE_SHIFT) & MAX_SCALE_CODE if self.version in SCALED_VERSIONS else 0
+
+    @property
+    def portable(self) -> bool:
+        """Whether the payload is coded with the portable tables (version 4) instead of float32 ones."""
+        return self.version >= 4
 
     @property
     def coded_size(self) -> tuple[int, int]:
@@ -137,7 +147,7 @@ def padding_for(payload_bytes: int, height: int, width: int, k: int) -> bytes:
 
 
 def file_size(payload_bytes: int, height: int, width: int, k: int | None = None, scale_code: int = 0) -> int:
-    """Size of the file :func:`pack` writes for a payload (``k=None``: version 1)."""
+    """Size of the file :func:`pack` writes for a payload (``k=None``: version 1; versions 2-4 the same)."""
     if k is None:
         return HEADER_SIZES[1] + payload_bytes
     ch, cw = coded_size(height, width, scale_code)
@@ -152,8 +162,10 @@ def pack(
     symbols_digest: bytes,
     k: int | None = None,
     scale_code: int = 0,
+    portable: bool = False,
 ) -> bytes:
-    """Build a complete file: version 1 (``k`` None), 2 (``k`` tokens per window) or 3 (``scale_code`` > 0).
+    """Build a complete file: version 4 (``portable``: the payload was coded with portable tables;
+    needs ``k``), else version 1 (``k`` None), 2 (``k`` tokens per window) or 3 (``scale_code`` > 0).
 
     A version-1 ``model_id`` names a rate variant (which implies k); a version-2/3 one names the
     model file. ``height`` x ``width`` is the image's own size; with ``scale_code`` the payload
@@ -169,6 +181,8 @@ def pack(
         )
     if not 0 <= scale_code <= MAX_SCALE_CODE or (scale_code and k is None):
         raise ValueError(f"scale code must be in 0..{MAX_SCALE_CODE} (and needs k), got {scale_code}")
+    if portable and k is None:
+        raise ValueError("version 4 (portable) needs k")
     payload = bytes(payload)
     if k is None:
         if len(payload) < min_body_bytes(height, width, 1):
@@ -179,13 +193,14 @@ def pack(
             raise ValueError(f"k must be in 1..{MAX_K}, got {k}")
         padding = padding_for(len(payload), *coded_size(height, width, scale_code), k)
         flags = (FLAG_PADDED if padding else 0) | (scale_code << SCALE_SHIFT)
-        c = Container(3 if scale_code else 2, model_id, height, width, payload, 0, flags, k, padding)
+        version = 4 if portable else 3 if scale_code else 2
+        c = Container(version, model_id, height, width, payload, 0, flags, k, padding)
     crc = _checksum(c, bytes(symbols_digest))
     return _header_prefix(c) + crc.to_bytes(2, "big") + c.body
 
 
 def _split_padding(body: bytes, flags: int, height: int, width: int, k: int) -> tuple[bytes, bytes]:
-    """(payload, padding) of a version-2/3 body (coded size ``height`` x ``width``): the padding must be exactly what the encoder writes."""
+    """(payload, padding) of a version-2/3/4 body (coded size ``height`` x ``width``): the padding must be exactly what the encoder writes."""
     if not flags & FLAG_PADDED:
         return body, b""
     n = int.from_bytes(body[-PAD_LENGTH_BYTES:], "big") if len(body) >= PAD_LENGTH_BYTES else 0
@@ -212,7 +227,7 @@ def read_header(data: bytes) -> Container:
         raise BitstreamError(f"file format version {version} is not supported by this mrt (supports {supported})")
     if flags & ~_KNOWN_FLAGS[version]:
         raise BitstreamError(f"file uses feature flags 0x{flags:x} that this mrt does not support")
-    scale_code = (flags >> SCALE_SHIFT) & MAX_SCALE_CODE if version == 3 else 0
+    scale_code = (flags >> SCALE_SHIFT) & MAX_SCALE_CODE if version in SCALED_VERSIONS else 0
     if version == 3 and scale_code == 0:
         raise BitstreamError("corrupt file (a version-3 file without a scale)")
     k = None if version == 1 else data[6] + 1

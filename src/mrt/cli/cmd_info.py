@@ -58,6 +58,7 @@ def _describe(path: Path, models: tuple[dict[int, str], dict[int, int]], verify:
     fields: dict[str, Any] = {
         "file": str(path),
         "version": c.version,
+        "portable_tables": c.portable,
         "model_id": f"0x{c.model_id:06x}",
         "model_name": names.get(c.model_id),
         "tokens_per_window": k,
@@ -92,6 +93,7 @@ def _text(fields: dict[str, Any]) -> str:
     lines = [
         f"{fields['file']}:",
         f"  format version  {fields['version']}",
+        f"  entropy tables  {'portable (decode the same on every machine)' if fields['portable_tables'] else 'float32 (decode where the writer computed the same floats; older files)'}",
         f"  model           {fields['model_id']} ({name})",
         f"  tokens/window   {k if k is not None else 'set by the model'}",
         f"  image size      {fields['width']} x {fields['height']} ({pixels} pixels)",

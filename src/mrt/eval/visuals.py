@@ -47,6 +47,9 @@ def _mrt_recon(rs: ResultSet, setting: str, image_name: str, pixels: np.ndarray)
     from mrt.codec import open_for  # type: ignore[attr-defined]  # noqa: PLC0415
 
     data = path.read_bytes()
+    recorded = [r.nbytes for r in rs.records if r.setting == setting and r.image == image_name]
+    if recorded and recorded[0] != len(data):  # a later run wrote another file there: not this result
+        raise ValueError(f"stored bitstream {path} has {len(data)} bytes, the results {recorded[0]}")
     rec = np.asarray(open_for(data).decompress(data))
     if rec.shape != pixels.shape:
         return None

@@ -17,9 +17,10 @@ from mrt.models.config import MRTConfig
 from mrt.models.generator import PixelGenerator
 from mrt.models.geometry import Geometry
 from mrt.models.inference import REFERENCE, ConvPlan, planned
+from mrt.models.light_encoder import build_analysis
 from mrt.models.mrt import MRTDecoder, MRTEncoder
 from mrt.models.rcm import RCM, Step
-from mrt.models.taef2 import LATENT_STRIDE, TAEF2Encoder
+from mrt.models.taef2 import LATENT_STRIDE
 from mrt.models.threads import one_thread
 
 # Full-resolution convolutions run on tiles once an image exceeds this many pixels, so that
@@ -74,13 +75,13 @@ class CodecOutput:
 class ImageCodecModel(nn.Module):
     """Image-level plumbing shared by the codec networks (MRT, and ``mrt.models.latent2d``).
 
-    Subclasses set ``cfg`` (its ``window``), ``k_code``, ``analysis`` (the frozen TAEF2 encoder)
+    Subclasses set ``cfg`` (its ``window``), ``k_code``, ``analysis`` (the frozen TAEF2 encoder or its light student)
     and ``generator`` (the pixel generator), and define ``encode_bits`` / ``decode_bits``.
     """
 
     cfg: MRTConfig
     k_code: int
-    analysis: TAEF2Encoder
+    analysis: nn.Module  # TAEF2Encoder, or mrt.models.light_encoder.LightEncoder (cfg.analysis)
     generator: PixelGenerator
 
     # precision and memory format of the analysis and the RGB decoder (``mrt.models.inference``);
@@ -140,7 +141,7 @@ class MRTCodecModel(ImageCodecModel):
         self.k_code = cfg.n_tokens if k_code is None else k_code
         if not 1 <= self.k_code <= cfg.n_tokens:
             raise ValueError(f"k_code must be in 1..{cfg.n_tokens}")
-        self.analysis = TAEF2Encoder().requires_grad_(False)
+        self.analysis = build_analysis(cfg.analysis).requires_grad_(False)
         self.encoder = MRTEncoder(cfg)
         # a light commitment: with the default 0.25 the 1-D tokens collapsed to one constant code early in training
         self.lfq = LFQ(cfg.token_bits, commit_weight=0.02)

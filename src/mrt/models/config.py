@@ -8,8 +8,9 @@ a list position or dict order.
 ``kind`` says which network a config builds (``mrt.models.modelfile.build_codec_model``):
 ``"mrt"`` (the 1-D token codec) or ``"latent2d"`` (the 2-D latent codec of
 ``mrt.models.latent2d``, which reuses ``window``, ``n_tokens``, ``token_bits``, ``rcm`` and
-``target`` with the meanings given in :class:`MRTConfig`). ``kind`` is left out of the canonical
-JSON at its default, so configs written before it existed keep their JSON and model ids.
+``target`` with the meanings given in :class:`MRTConfig`). ``kind``, ``analysis`` and ``rcm.context`` are left
+out of the canonical JSON at their defaults, so configs written before they existed keep their JSON and
+model ids.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from mrt.errors import ConfigError
 Mixing = Literal["birwkv", "none", "global_vit"]
 Kind = Literal["mrt", "latent2d"]
 DEFAULT_KIND = "mrt"
+Context = Literal["scctx", "factorized"]
+DEFAULT_CONTEXT = "scctx"
+Analysis = Literal["taef2", "light"]
+DEFAULT_ANALYSIS = "taef2"
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,17 @@ class RCMConfig:
     Each token's ``token_bits`` bits are split into ``groups`` equal groups (one integer symbol per
     group, alphabet 2**(bits/groups)); tokens are coded in ``passes`` interleaved passes along the
     1-D sequence (pass p = tokens whose in-window index k has k % passes == p).
+
+    ``context``: ``scctx`` (the paper's 1-D spatial-channel context) or ``factorized`` (the
+    ablation of issue 12: a context-free prior, one learned table per in-window token index and
+    bit group, shared by every window and image; the coded symbols and their order are the same).
     """
 
     dim: int = 96
     depth: int = 2
     groups: int = 4
     passes: int = 2
+    context: Context = DEFAULT_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class MRTConfig:
     rcm: RCMConfig = field(default_factory=RCMConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     kind: Kind = DEFAULT_KIND
+    analysis: Analysis = DEFAULT_ANALYSIS  # light: mrt.models.light_encoder (a distilled TAEF2 encoder)
 
     def __post_init__(self) -> None:
         if self.patch != 16:
@@ -99,6 +110,10 @@ class MRTConfig:
             raise ConfigError(f"unknown decode mode {self.decode!r} (soft, hard)")
         if self.kind not in ("mrt", "latent2d"):
             raise ConfigError(f"unknown model kind {self.kind!r} (mrt, latent2d)")
+        if self.analysis not in ("taef2", "light"):
+            raise ConfigError(f"unknown analysis {self.analysis!r} (taef2, light)")
+        if self.rcm.context not in ("scctx", "factorized"):
+            raise ConfigError(f"unknown rcm.context {self.rcm.context!r} (scctx, factorized)")
         if self.kind == "latent2d":
             self._check_latent2d()
 
@@ -108,6 +123,8 @@ class MRTConfig:
             raise ConfigError(f"latent2d: token_bits ({self.token_bits}) must equal target.bits ({self.target.bits})")
         if self.n_tokens != self.rcm.groups:
             raise ConfigError(f"latent2d: n_tokens ({self.n_tokens}) must equal rcm.groups ({self.rcm.groups})")
+        if self.rcm.context != DEFAULT_CONTEXT:
+            raise ConfigError("latent2d: rcm.context applies to MRT's RCM only")
         if self.rcm.passes not in (1, 2):
             raise ConfigError(f"latent2d: rcm.passes must be 1 or 2 (checkerboard), got {self.rcm.passes}")
         if self.group_bits > 8:
@@ -123,10 +140,15 @@ class MRTConfig:
         return self.token_bits // self.rcm.groups
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict; ``kind`` is left out at its default (keeps older canonical JSON and ids)."""
+        """Plain nested dict; ``kind``, ``analysis`` and ``rcm.context`` are left out at their
+        defaults (keeps older canonical JSON and ids)."""
         d = dataclasses.asdict(self)
         if d["kind"] == DEFAULT_KIND:
             del d["kind"]
+        if d["analysis"] == DEFAULT_ANALYSIS:
+            del d["analysis"]
+        if d["rcm"]["context"] == DEFAULT_CONTEXT:
+            del d["rcm"]["context"]
         return d
 
     @classmethod

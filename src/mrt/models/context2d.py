@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mrt.blocks.lfq import bits_to_int, int_to_bits
-from mrt.entropy import SymbolDecoder, quantize_pmf
+from mrt.entropy import SymbolDecoder
 from mrt.errors import BitstreamError
 from mrt.models.config import MRTConfig
 from mrt.models.generator import ResBlock2d
-from mrt.models.rcm import PRECISION, CodedTokens, PlannedStep, Step, StepTables, encode_plan
+from mrt.models.rcm import CodedTokens, PlannedStep, Step, StepTables, coding_twin, encode_plan, tables_of_logits
 from mrt.models.threads import one_thread
 
 STRIDE = 16  # pixels per latent of the 2-D codec (the stage-0 codes' resolution)
@@ -150,29 +150,30 @@ class ContextModel2D(nn.Module):
         known = torch.where(mask, planes, torch.zeros((), dtype=planes.dtype))
         ids = torch.full((planes.shape[0],), planned.step.index, dtype=torch.long)
         lg = self.logits(known, ids)[:, planned.step.group][:, :, planned.tokens]  # [nW, A, n_pos]
-        probs = torch.softmax(lg.float().transpose(1, 2), dim=-1).reshape(-1, self.alphabet).numpy()
-        return StepTables(probs, quantize_pmf(probs, PRECISION))
+        return tables_of_logits(lg.transpose(1, 2), self.alphabet, portable=lg.dtype == torch.float64)
 
     @torch.inference_mode()
-    def encode(self, bits01: torch.Tensor) -> CodedTokens:
+    def encode(self, bits01: torch.Tensor, portable: bool = False) -> CodedTokens:
         """{0,1} window bits [nW, k, c*c*gb] -> range-coded payload (+ coded symbols and size estimates)."""
         k = bits01.shape[1]
-        bits_pm1 = bits01[None].float() * 2.0 - 1.0
+        net = coding_twin(self, portable)  # portable: file format version 4 (mrt.models.rcm.coding_twin)
+        bits_pm1 = bits01[None].to(torch.float64 if portable else torch.float32) * 2.0 - 1.0
         symbols = self.symbols(bits01)  # [nW, k, c*c]
         return encode_plan(
             self.plan(k),
-            lambda planned: self.step_tables(bits_pm1, planned),
+            lambda planned: net.step_tables(bits_pm1, planned),
             lambda planned: symbols[:, planned.step.group, planned.tokens].reshape(-1).numpy(),
         )
 
     @torch.inference_mode()
-    def decode(self, payload: bytes, n_windows: int, k: int) -> tuple[torch.Tensor, np.ndarray]:
+    def decode(self, payload: bytes, n_windows: int, k: int, portable: bool = False) -> tuple[torch.Tensor, np.ndarray]:
         """Payload -> ({0,1} window bits [nW, k, c*c*gb] int64, coded symbols in coding order).
 
         Raises ``BitstreamError`` when the payload is corrupt, truncated or longer than coded.
         """
         c2, gb = self.cells**2, self.group_bits
-        known = torch.zeros(1, n_windows, k, c2 * gb)  # +-1 once decoded, 0 before
+        net = coding_twin(self, portable)
+        known = torch.zeros(1, n_windows, k, c2 * gb, dtype=torch.float64 if portable else torch.float32)  # +-1 once decoded
         view = known.view(n_windows, k, c2, gb)
         symbols = torch.zeros(n_windows, k, c2, dtype=torch.int64)
         decoder = SymbolDecoder(payload)
@@ -181,11 +182,11 @@ class ContextModel2D(nn.Module):
             with one_thread():
                 for planned in self.plan(k):
                     pos, g = planned.tokens, planned.step.group
-                    syms = decoder.decode(self.step_tables(known, planned).freqs)
+                    syms = decoder.decode(net.step_tables(known, planned).freqs)
                     ordered.append(syms)
                     sym_t = torch.from_numpy(syms.astype(np.int64)).reshape(n_windows, len(pos))
                     symbols[:, g, pos] = sym_t
-                    view[:, g, pos] = int_to_bits(sym_t, gb).float() * 2.0 - 1.0
+                    view[:, g, pos] = int_to_bits(sym_t, gb).to(known.dtype) * 2.0 - 1.0
                 decoder.finish()
         except (ValueError, IndexError, OverflowError) as err:
             raise BitstreamError(f"corrupt or truncated file ({err})") from None

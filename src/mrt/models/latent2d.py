@@ -30,8 +30,8 @@ from mrt.models.config import MRTConfig
 from mrt.models.context2d import STRIDE, ContextModel2D
 from mrt.models.generator import PixelGenerator, TargetEncoder
 from mrt.models.geometry import Geometry
+from mrt.models.light_encoder import build_analysis
 from mrt.models.rcm import Step
-from mrt.models.taef2 import TAEF2Encoder
 from mrt.models.threads import one_thread
 
 
@@ -64,7 +64,7 @@ class Latent2DCodecModel(ImageCodecModel):
         self.k_code = cfg.n_tokens if k_code is None else k_code
         if not 1 <= self.k_code <= cfg.n_tokens:
             raise ValueError(f"k_code must be in 1..{cfg.n_tokens}")
-        self.analysis = TAEF2Encoder().requires_grad_(False)
+        self.analysis = build_analysis(cfg.analysis).requires_grad_(False)
         self.encoder = TargetEncoder(cfg.target)  # the stage-0 target encoder (same weight names)
         self.lfq = LFQ(cfg.target.bits)  # as in stage 0
         self.rcm = ContextModel2D(cfg)

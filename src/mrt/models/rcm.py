@@ -11,6 +11,10 @@ in-window token-index and a step embedding, mixes over the whole 1-D sequence of
 Bi-RWKV blocks and reduces with MLP(c2, c1) to logits for every group. Decoding takes ``S``
 network calls whatever the image size.
 
+``rcm.context: factorized`` (the ablation of issue 12) drops the context: the logits come from the
+token-index and step embeddings alone (one learned table per in-window index and group), so no
+coded bit informs another; plan, symbols, tables and coding order are unchanged.
+
 The RCM also owns the coding of its symbols: :meth:`RCM.encode` (bits -> bytes) and
 :meth:`RCM.decode` (bytes -> bits) build every step's integer tables through one method,
 :meth:`RCM.step_tables`, so encoder and decoder cannot drift apart; the training rate
@@ -21,6 +25,7 @@ increasing in-window index. Tables come from float32 probabilities computed with
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +37,7 @@ from torch import nn
 from mrt.blocks.lfq import bits_to_int, int_to_bits
 from mrt.blocks.mlp import MLP
 from mrt.blocks.rwkv import BiRWKVBlock
-from mrt.entropy import SymbolDecoder, SymbolEncoder, estimate_bits, quantize_pmf
+from mrt.entropy import SymbolDecoder, SymbolEncoder, estimate_bits, portable_tables, quantize_pmf
 from mrt.errors import BitstreamError
 from mrt.models.config import MRTConfig
 from mrt.models.threads import one_thread
@@ -75,6 +80,24 @@ class CodedTokens:
     table_bits: float  # the same under the integer tables (what the coder pays, before termination)
 
 
+def coding_twin(module: nn.Module, portable: bool) -> nn.Module:
+    """The module that builds the coding tables: a float64 copy for portable tables (file format
+    version 4: ``mrt.entropy.portable``), else the module itself (float32 probabilities, versions 1-3)."""
+    return copy.deepcopy(module).double().eval() if portable else module
+
+
+def tables_of_logits(logits: torch.Tensor, alphabet: int, portable: bool) -> StepTables:
+    """One step's tables from its logits [..., A] (moved to the last axis): the portable rule of
+    float64 logits, or the float32 softmax + :func:`quantize_pmf` of versions 1-3."""
+    flat = logits.reshape(-1, alphabet)
+    if portable:
+        if flat.dtype != torch.float64:
+            raise ValueError("portable tables need the float64 coding twin (coding_twin)")
+        return StepTables(*portable_tables(flat.numpy(), PRECISION))
+    probs = torch.softmax(flat.float(), dim=-1).numpy()
+    return StepTables(probs, quantize_pmf(probs, PRECISION))
+
+
 def encode_plan(
     plan: list[PlannedStep],
     tables_of: Callable[[PlannedStep], StepTables],
@@ -107,14 +130,17 @@ class RCM(nn.Module):
         super().__init__()
         r = cfg.rcm
         self.bits = cfg.token_bits
+        self.factorized = r.context == "factorized"
         self.groups = r.groups
         self.passes = r.passes
         self.group_bits = cfg.group_bits
         self.alphabet = 2**self.group_bits
-        self.expand = MLP(self.bits, r.dim, init="fan_in")  # MLP(c1, c2)
+        # MLP(c1, c2) and the Bi-RWKV mixer: not built for the factorized prior (nothing to mix)
+        self.expand = None if self.factorized else MLP(self.bits, r.dim, init="fan_in")
         self.token_index = nn.Embedding(cfg.n_tokens, r.dim)
         self.step_embed = nn.Embedding(r.passes * r.groups, r.dim)
-        self.blocks = nn.ModuleList(BiRWKVBlock(r.dim, layer_id=i, n_layers=r.depth) for i in range(r.depth))
+        n_blocks = 0 if self.factorized else r.depth
+        self.blocks = nn.ModuleList(BiRWKVBlock(r.dim, layer_id=i, n_layers=r.depth) for i in range(n_blocks))
         self.norm = nn.LayerNorm(r.dim)
         self.reduce = MLP(r.dim, r.groups * self.alphabet, init="fan_in")  # MLP(c2, c1) -> logits of every group
 
@@ -152,12 +178,22 @@ class RCM(nn.Module):
         b, n_win, k, d = bits_pm1.shape
         mask = self.known_mask(k, step).to(bits_pm1.device) > 0
         known = torch.where(mask, bits_pm1, torch.zeros((), dtype=bits_pm1.dtype, device=bits_pm1.device))
-        h = self.expand(known) + self.token_index.weight[:k] + self.step_embed.weight[step.index]
-        h = h.reshape(b, n_win * k, -1)  # one 1-D sequence over all windows
-        for block in self.blocks:
+        h = self._context(known) + self.token_index.weight[:k] + self.step_embed.weight[step.index]
+        logits = self._mix_reduce(h.reshape(b, n_win * k, -1))  # one 1-D sequence over all windows
+        return logits.reshape(b, n_win, k, self.groups, self.alphabet)[..., step.group, :]
+
+    def _context(self, known: torch.Tensor) -> torch.Tensor:
+        """The known bits [..., d] lifted to [..., dim] (zeros for the factorized prior)."""
+        if self.expand is None:  # factorized prior
+            return known.new_zeros(*known.shape[:-1], self.token_index.embedding_dim)
+        return self.expand(known)
+
+    def _mix_reduce(self, h: torch.Tensor) -> torch.Tensor:
+        """[N, T, dim] sequences -> logits [N, T, G * A]: Bi-RWKV over the sequence (not for the
+        factorized prior, whose logits must depend on the token index and step only)."""
+        for block in self.blocks:  # none for the factorized prior
             h = block(h)
-        logits = self.reduce(self.norm(h)).reshape(b, n_win, k, self.groups, self.alphabet)
-        return logits[..., step.group, :]
+        return self.reduce(self.norm(h))
 
     def symbols(self, bits01: torch.Tensor) -> torch.Tensor:
         """LFQ-E per group: {0,1} bits [..., d] -> integer symbols [..., G] (bit j of a group has weight 2^j)."""
@@ -183,11 +219,9 @@ class RCM(nn.Module):
         masks = torch.stack([self.known_mask(k, p.step) for p in plan]).to(bits_pm1)  # [S, K, d]
         known = bits_pm1[None] * masks[:, None, None]  # [S, B, nW, K, d]
         step_ids = torch.tensor([p.step.index for p in plan], device=bits_pm1.device)
-        h = self.expand(known) + self.token_index.weight[:k] + self.step_embed(step_ids)[:, None, None, None]
-        h = h.reshape(len(plan) * b, n_win * k, -1)
-        for block in self.blocks:
-            h = block(h)
-        logits = self.reduce(self.norm(h)).reshape(len(plan), b, n_win, k, self.groups, self.alphabet)
+        h = self._context(known) + self.token_index.weight[:k] + self.step_embed(step_ids)[:, None, None, None]
+        logits = self._mix_reduce(h.reshape(len(plan) * b, n_win * k, -1))
+        logits = logits.reshape(len(plan), b, n_win, k, self.groups, self.alphabet)
         symbols = self.symbols((bits_pm1 > 0).long())  # [B, nW, K, G]
         log2 = torch.log(torch.tensor(2.0))
         for row, p in enumerate(plan):
@@ -203,31 +237,38 @@ class RCM(nn.Module):
         """Tables of one step from the bits known before it, ``known_pm1``: [1, nW, K, d] (+-1, 0 unknown).
 
         The single place where probabilities become integer tables: encoder and decoder both call
-        it with the same known bits, so they build identical tables.
+        it with the same known bits, so they build identical tables. On a float64 twin
+        (:func:`coding_twin`) with float64 bits it builds the portable tables of version 4.
         """
         logits = self.step_logits(known_pm1, planned.step)[0][:, planned.tokens]  # [nW, k_s, A]
-        probs = torch.softmax(logits.float(), dim=-1).reshape(-1, self.alphabet).numpy()
-        return StepTables(probs, quantize_pmf(probs, PRECISION))
+        return tables_of_logits(logits, self.alphabet, portable=logits.dtype == torch.float64)
 
     @torch.inference_mode()
-    def encode(self, bits01: torch.Tensor) -> CodedTokens:
-        """{0,1} token bits [nW, K, d] -> range-coded payload (+ coded symbols and size estimates)."""
+    def encode(self, bits01: torch.Tensor, portable: bool = False) -> CodedTokens:
+        """{0,1} token bits [nW, K, d] -> range-coded payload (+ coded symbols and size estimates).
+
+        ``portable``: tables by the machine-independent rule of file format version 4 (a float64
+        twin of this RCM computes the logits); else the float32 rule of versions 1-3.
+        """
         n_win, k, _ = bits01.shape
-        bits_pm1 = bits01[None].float() * 2.0 - 1.0  # [1, nW, K, d]
+        net = coding_twin(self, portable)
+        bits_pm1 = bits01[None].to(torch.float64 if portable else torch.float32) * 2.0 - 1.0  # [1, nW, K, d]
         symbols = self.symbols(bits01)  # [nW, K, G]
         return encode_plan(
             self.plan(k),
-            lambda planned: self.step_tables(bits_pm1, planned),
+            lambda planned: net.step_tables(bits_pm1, planned),
             lambda planned: symbols[:, planned.tokens, planned.step.group].reshape(-1).numpy(),
         )
 
     @torch.inference_mode()
-    def decode(self, payload: bytes, n_windows: int, k: int) -> tuple[torch.Tensor, np.ndarray]:
+    def decode(self, payload: bytes, n_windows: int, k: int, portable: bool = False) -> tuple[torch.Tensor, np.ndarray]:
         """Payload -> ({0,1} token bits [nW, k, d] int64, coded symbols in coding order).
 
-        Raises ``BitstreamError`` when the payload is corrupt, truncated or longer than coded.
+        ``portable`` as in :meth:`encode`. Raises ``BitstreamError`` when the payload is corrupt,
+        truncated or longer than coded.
         """
-        known = torch.zeros(1, n_windows, k, self.bits)  # +-1 once decoded, 0 before
+        net = coding_twin(self, portable)
+        known = torch.zeros(1, n_windows, k, self.bits, dtype=torch.float64 if portable else torch.float32)  # +-1 once decoded, 0 before
         symbols = torch.zeros(n_windows, k, self.groups, dtype=torch.int64)
         decoder = SymbolDecoder(payload)
         ordered: list[np.ndarray] = []
@@ -235,12 +276,12 @@ class RCM(nn.Module):
             with one_thread():
                 for planned in self.plan(k):
                     tok, g = planned.tokens, planned.step.group
-                    syms = decoder.decode(self.step_tables(known, planned).freqs)
+                    syms = decoder.decode(net.step_tables(known, planned).freqs)
                     ordered.append(syms)
                     sym_t = torch.from_numpy(syms.astype(np.int64)).reshape(n_windows, len(tok))
                     symbols[:, tok, g] = sym_t
                     group = slice(g * self.group_bits, (g + 1) * self.group_bits)
-                    known[0, :, tok, group] = int_to_bits(sym_t, self.group_bits).float() * 2.0 - 1.0
+                    known[0, :, tok, group] = int_to_bits(sym_t, self.group_bits).to(known.dtype) * 2.0 - 1.0
                 decoder.finish()
         except (ValueError, IndexError, OverflowError) as err:
             raise BitstreamError(f"corrupt or truncated file ({err})") from None

@@ -124,10 +124,11 @@ class TaskArgs:
     train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
     train_latent_decoder: bool = True  # stage 1: train the generator's latent decoder with the MRT
     rate_to_encoder: bool = False  # let the rate gradient reach the encoder (through LFQ's straight-through)
-    teacher: str | None = None  # distill_light: model file whose RGB decoder is distilled (None: random, tests)
+    teacher: str | None = None  # distill_light / distill_analysis: model file distilled from (None: random, tests)
     w_l1: float = 1.0  # distill_light: L1 to the teacher's RGB
     w_mse: float = 0.0  # distill_light: MSE to the teacher's RGB
     p_codec: float = 0.5  # distill_light: share of each batch rendered from the codec's own decoded latents
+    w_token: float = 0.0  # distill_analysis: MSE of the MRT encoder's token values on the student's vs the true latent
 
 
 @dataclass

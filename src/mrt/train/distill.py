@@ -1,4 +1,17 @@
-"""``task: distill_light``: distil a shipped model's RGB decoder into the light decoder (issue 10).
+"""Distillation tasks of issue 10: the light RGB decoder and the light analysis transform.
+
+``task: distill_analysis`` (:class:`DistillAnalysisTask`): the model config is the teacher's with
+``analysis: light`` (``target.pixel_generator`` may differ too, so that it chains after
+``distill_light`` through ``run.init_from``); every part but the analysis keeps the teacher file's
+weights and stays frozen. The light encoder (``mrt.models.light_encoder``, its TAEF2 tail
+initialised from the pretrained encoder) learns the cached TAEF2 latent of each crop from its
+pixels: MSE on the latent away from the crop border (the cached latent was computed on the whole
+image, so its border cells saw pixels the crop lacks) + ``w_token`` x MSE between the MRT
+encoder's pre-quantisation token values on the student's and on the true latent (so the student
+is exact where the tokens look). Logged: latent PSNR (peak 3, the latent's soft-clamp range) and
+the share of token bits that agree.
+
+``task: distill_light``: distil a shipped model's RGB decoder into the light decoder.
 
 The task holds a complete codec model (``self.model``) whose config is the teacher's except
 ``target.pixel_generator: light``: every part but the RGB decoder carries the teacher file's
@@ -137,6 +150,79 @@ class DistillLightTask(Task):
             assert batch.pixels is not None, "task_args.w_adv needs data.with_pixels: true"
             total = total + adversarial_term(self.disc, a, student.clamp(0, 1), batch.pixels, logs, step)
         return LossOutput(total, logs)
+
+
+BORDER_CELLS = 2  # latent cells at each crop border left out of the latent loss (16 px)
+
+
+class DistillAnalysisTask(Task):
+    """Light analysis trained to output the TAEF2 latent of its pixels; everything else frozen."""
+
+    def __init__(self, cfg: MRTConfig, args: TaskArgs) -> None:
+        super().__init__()
+        if cfg.analysis != "light":
+            raise ConfigError("task distill_analysis needs model.analysis: light")
+        self.cfg = cfg
+        self.args = args
+        self.model = MRTCodecModel(cfg)
+        if args.init_taef2:
+            from mrt.models.light_encoder import load_pretrained_analysis
+            from mrt.models.taef2 import load_taef2
+
+            load_pretrained_analysis(self.model.analysis, load_taef2(args.taef2_dir)[0])
+        if args.teacher:
+            self._load_teacher(args.teacher)
+        self.model.requires_grad_(False)
+        self.model.analysis.requires_grad_(True)
+
+    def _load_teacher(self, path: str) -> None:
+        """Every weight of the teacher file but its analysis (and, for another pixel generator, its RGB decoder)."""
+        from mrt.models.modelfile import load_model_file
+
+        shipped, _, _ = load_model_file(path)
+        same_gen = shipped.cfg.target.pixel_generator == self.cfg.target.pixel_generator
+        expected = dataclasses.replace(shipped.cfg, analysis="light", target=self.cfg.target)
+        if shipped.cfg.analysis != "taef2" or expected != self.cfg:
+            raise ConfigError(f"task distill_analysis: model config must be the teacher's ({path}) with analysis: light")
+        skip = ("analysis.",) if same_gen else ("analysis.", RGB_PREFIX)
+        state = {k: v for k, v in shipped.state_dict().items() if not k.startswith(skip)}
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        assert not unexpected and all(k.startswith(skip) for k in missing), (missing, unexpected)
+
+    def train(self, mode: bool = True) -> "DistillAnalysisTask":
+        """Only the analysis follows ``mode``; the frozen parts stay in eval mode."""
+        super().train(False)
+        self.model.analysis.train(mode)
+        return self
+
+    def forward(self, batch: Batch, step: int) -> LossOutput:  # type: ignore[override]
+        assert batch.latents is not None and batch.pixels is not None, "distill_analysis needs pixels and latents"
+        target = batch.latents
+        pred = self.model.analysis(batch.pixels).float()  # [B, 32, h, w]
+        b = BORDER_CELLS if min(target.shape[-2:]) > 4 * BORDER_CELLS else 0
+        inner = (slice(None), slice(None), slice(b, target.shape[-2] - b), slice(b, target.shape[-1] - b))
+        mse = F.mse_loss(pred[inner], target[inner])
+        total = self.args.w_latent * mse
+        logs = {"latent_mse": float(mse.detach()), "latent_psnr": float(10 * torch.log10(9.0 / mse.detach().clamp_min(1e-10)))}
+        if self.args.w_token > 0 or step % 10 == 0:
+            tok_pred = self.model.encoder(pred)  # [B, nW, K, d] pre-quantisation values
+            with torch.no_grad():
+                tok_true = self.model.encoder(target)
+            if self.args.w_token > 0:
+                tok_mse = F.mse_loss(tok_pred.float(), tok_true.float())
+                total = total + self.args.w_token * tok_mse
+                logs["token_mse"] = float(tok_mse.detach())
+            logs["bit_agree"] = float(((tok_pred > 0) == (tok_true > 0)).float().mean())
+        return LossOutput(total, logs)
+
+
+def build_distill_analysis_task(cfg: TrainConfig) -> DistillAnalysisTask:
+    """Task factory for ``task: distill_analysis`` (crops must be whole windows for the token term)."""
+    if cfg.data.crop % cfg.model.window:
+        raise ConfigError(f"distill_analysis needs data.crop a multiple of the window ({cfg.model.window})")
+    if not (cfg.data.with_pixels and cfg.data.with_latents):
+        raise ConfigError("distill_analysis needs data.with_pixels and data.with_latents")
+    return DistillAnalysisTask(cfg.model, cfg.task_args)
 
 
 def build_distill_task(cfg: TrainConfig) -> DistillLightTask:

@@ -22,6 +22,7 @@ from mrt.data.batch import Batch
 from mrt.errors import ConfigError
 from mrt.models.config import MRTConfig
 from mrt.models.latent2d import Latent2DCodecModel
+from mrt.models.light_encoder import load_pretrained_analysis
 from mrt.models.rcm import Step
 from mrt.models.taef2 import load_taef2
 from mrt.train.checkpoint import export_weights
@@ -58,7 +59,7 @@ class Latent2DTask(Task):
         """TAEF2 analysis (+ RGB decoder) from the pretrained weights; encoder and generator from a stage-0 run."""
         if args.init_taef2:
             enc, dec = load_taef2(args.taef2_dir)
-            self.model.analysis.load_state_dict(enc.state_dict())
+            load_pretrained_analysis(self.model.analysis, enc)
             if cfg.target.pixel_generator == "taef2":
                 self.model.generator.rgb_decoder.load_state_dict(dec.state_dict())
         if args.stage0:

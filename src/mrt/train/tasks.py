@@ -27,6 +27,7 @@ from mrt.errors import ConfigError
 from mrt.models.codec_model import CodecOutput, ImageCodecModel, MRTCodecModel
 from mrt.models.config import MRTConfig
 from mrt.models.generator import TargetAutoencoder
+from mrt.models.light_encoder import load_pretrained_analysis
 from mrt.models.modelfile import build_codec_model
 from mrt.models.rcm import Step
 from mrt.models.taef2 import load_taef2
@@ -201,7 +202,7 @@ class Stage1Task(_CodecTask):
             self.model.generator.load_state_dict(self.target_encoder.generator.state_dict())
         if args.init_taef2:
             enc, _ = load_taef2(args.taef2_dir)
-            self.model.analysis.load_state_dict(enc.state_dict())
+            load_pretrained_analysis(self.model.analysis, enc)
         del self.target_encoder.generator  # only its encoder + LFQ give targets
         self.target_encoder.requires_grad_(False)
         self.model.generator.requires_grad_(False)
@@ -250,7 +251,7 @@ class Stage2Task(_CodecTask):
             self.model.load_state_dict(export_weights(args.stage1, prefix="model."), strict=True)
         elif args.init_taef2:
             enc, dec = load_taef2(args.taef2_dir)
-            self.model.analysis.load_state_dict(enc.state_dict())
+            load_pretrained_analysis(self.model.analysis, enc)
             self.model.generator.rgb_decoder.load_state_dict(dec.state_dict())
         self.model.analysis.requires_grad_(False)
         self.model.encoder.requires_grad_(False)
@@ -286,12 +287,16 @@ def build_task(cfg: TrainConfig) -> nn.Module:
         from mrt.train.distill import build_distill_task
 
         return build_distill_task(cfg)
+    if cfg.task == "distill_analysis":
+        from mrt.train.distill import build_distill_analysis_task
+
+        return build_distill_analysis_task(cfg)
     if cfg.task in LATENT2D_TASKS:
         from mrt.train.latent2d_task import build_latent2d_task
 
         return build_latent2d_task(cfg.task, cfg.model, cfg.task_args)
     if cfg.task not in STAGES:
-        raise ConfigError(f"unknown task {cfg.task!r}; choose one of {', '.join((*STAGES, *LATENT2D_TASKS))}, distill_light")
+        raise ConfigError(f"unknown task {cfg.task!r}; choose one of {', '.join((*STAGES, *LATENT2D_TASKS))}, distill_light, distill_analysis")
     if cfg.model.kind != "mrt" and cfg.task != "stage0":
         raise ConfigError(f"task {cfg.task} trains MRT models; model.kind {cfg.model.kind} trains with {', '.join(LATENT2D_TASKS)}")
     return STAGES[cfg.task](cfg.model, cfg.task_args)  # type: ignore[call-arg]
@@ -303,9 +308,9 @@ def codec_model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple
     Missing ``model`` keys (older checkpoints stored only the keys the YAML set) take their defaults.
     """
     config = load_checkpoint(path)["config"]
-    if config.get("task") not in ("stage1", "stage2", "distill_light", *LATENT2D_TASKS):
+    if config.get("task") not in ("stage1", "stage2", "distill_light", "distill_analysis", *LATENT2D_TASKS):
         raise ConfigError(
-            f"{path} is a {config.get('task')!r} checkpoint; release needs stage1, stage2, distill_light or latent2d(_ft)"
+            f"{path} is a {config.get('task')!r} checkpoint; release needs stage1, stage2, distill_light, distill_analysis or latent2d(_ft)"
         )
     model = build_codec_model(MRTConfig.from_dict(dict(config["model"])))
     model.load_state_dict(export_weights(path, use_ema=use_ema, prefix="model."), strict=True)

@@ -1,0 +1,116 @@
+"""The light analysis transform (issue 10): shapes, TAEF2 tail, config, codec round trip, distillation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mrt.codec import Codec
+from mrt.data.batch import Batch
+from mrt.errors import ConfigError
+from mrt.models.config import MRTConfig, model_id
+from mrt.models.light_encoder import LightEncoder, build_analysis
+from mrt.models.modelfile import save_model_file
+from mrt.models.taef2 import TAEF2Encoder
+from mrt.train.config import TaskArgs
+from mrt.train.distill import DistillAnalysisTask
+
+from conftest import make_tiny_model, structured_image, tiny_config
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (64, 96), (136, 72)])
+def test_shapes_match_the_taef2_encoder(hw: tuple[int, int]) -> None:
+    x = torch.rand(2, 3, *hw)
+    with torch.no_grad():
+        assert LightEncoder()(x).shape == TAEF2Encoder()(x).shape == (2, 32, hw[0] // 8, hw[1] // 8)
+
+
+def test_student_starts_from_the_teacher_tail_and_costs_far_less() -> None:
+    torch.manual_seed(0)
+    teacher = TAEF2Encoder().eval()
+    student = LightEncoder.from_taef2(teacher).eval()
+    tail = list(teacher)[7:]
+    for a, b in zip(student.tail, tail, strict=True):
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            assert torch.equal(pa, pb)
+    # the student's 1/4-resolution input feeds the teacher's own 1/4 layers: same output
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        quarter = torch.nn.Sequential(*list(teacher)[:7])(x)
+        assert torch.allclose(student.tail(quarter), teacher(x), atol=1e-5)
+
+    def macs(net: torch.nn.Module, size: int = 256) -> int:
+        total = 0
+
+        def hook(m: torch.nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+            nonlocal total
+            if isinstance(m, torch.nn.Conv2d):
+                total += out.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+
+        hs = [m.register_forward_hook(hook) for m in net.modules()]
+        with torch.no_grad():
+            net(torch.rand(1, 3, size, size))
+        for h in hs:
+            h.remove()
+        return total
+
+    assert macs(student) < macs(teacher) / 4
+
+
+def test_config_field_keeps_old_ids_and_is_checked() -> None:
+    cfg = tiny_config()
+    assert "analysis" not in cfg.to_dict()
+    light = cfg.replace(analysis="light")
+    assert light.to_dict()["analysis"] == "light" and MRTConfig.from_dict(light.to_dict()) == light
+    assert model_id(light, "0" * 64) != model_id(cfg, "0" * 64)
+    with pytest.raises(ConfigError, match="analysis"):
+        tiny_config(analysis="huge")
+    assert isinstance(build_analysis("light"), LightEncoder) and isinstance(build_analysis("taef2"), TAEF2Encoder)
+    assert isinstance(make_tiny_model(0, analysis="light").analysis, LightEncoder)
+
+
+def test_codec_with_the_light_analysis_round_trips(tmp_path: Path) -> None:
+    model = make_tiny_model(2, analysis="light")
+    path = tmp_path / "light.mrtm"
+    save_model_file(model, path, variants={"la-k8": 8}, default_variant="la-k8", description="test")
+    codec = Codec.load(str(path))
+    assert isinstance(codec.model.analysis, LightEncoder)
+    img = structured_image(72, 136)
+    data = codec.compress(img)
+    assert np.array_equal(Codec.load(str(path)).decompress(data), codec.reconstruct(img))
+
+
+def _distill_task(**args: object) -> DistillAnalysisTask:
+    torch.manual_seed(0)
+    return DistillAnalysisTask(tiny_config(analysis="light"), TaskArgs(init_taef2=False, **args))  # type: ignore[arg-type]
+
+
+def test_distill_analysis_trains_only_the_analysis_and_its_loss_goes_down() -> None:
+    task = _distill_task(w_token=1.0)
+    trainable = {n for n, p in task.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("model.analysis.") for n in trainable)
+    torch.manual_seed(1)
+    teacher = TAEF2Encoder().eval()
+    pix = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        lat = teacher(pix)  # a reachable target: the tail is the teacher's, only the stem must learn
+    opt = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=2e-3)
+    losses = []
+    for step in range(40):
+        out = task.train()(Batch(pixels=pix, latents=lat), step)
+        opt.zero_grad()
+        out.total.backward()
+        opt.step()
+        losses.append(float(out.total.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+    assert "bit_agree" in task(Batch(pixels=pix, latents=lat), 10).logs
+    frozen = [p for n, p in task.named_parameters() if not n.startswith("model.analysis.")]
+    assert all(p.grad is None for p in frozen)
+
+
+def test_distill_analysis_refuses_a_config_without_the_light_analysis() -> None:
+    with pytest.raises(ConfigError, match="analysis: light"):
+        DistillAnalysisTask(tiny_config(), TaskArgs(init_taef2=False))
