@@ -106,3 +106,29 @@ def test_schema_round_trip_and_aggregation(tmp_path: Path) -> None:
     assert back.points[0] == p and back.records == recs and back.meta == {"k": 1}
     data = json.loads((tmp_path / "c.json").read_text())
     assert data["results"]["ms-ssim"] == [None] and data["results"]["bpp"] == [p.bpp]
+
+
+def test_visual_refuses_a_bitstream_that_a_later_run_replaced(tiny_model_file: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two result sets sharing a bitstream folder: the older one's panel must not show the newer file."""
+    from conftest import structured_image
+
+    from mrt.codec import Codec
+    from mrt.eval.common import safe_name
+    from mrt.eval.visuals import _mrt_recon
+
+    monkeypatch.setenv("MRT_MODEL_PATH", str(tiny_model_file))
+    img = structured_image(64, 64)
+    data = Codec.load(str(tiny_model_file)).compress(img)
+    folder = tmp_path / "bs" / safe_name("tiny-k8")
+    folder.mkdir(parents=True)
+    (folder / "pic.mrt").write_bytes(data)
+    rec = ImageRecord(codec="t", setting="tiny-k8", image="pic.png", height=64, width=64, nbytes=len(data),
+                      bpp=len(data) * 8 / 64**2)
+    rs = ResultSet(name="t", description="", points=[aggregate([rec], "tiny-k8")],
+                   meta={"bitstream_root": str(tmp_path / "bs"), "models": ["tiny-k8"]}, records=[rec])
+    got = _mrt_recon(rs, "tiny-k8", "pic.png", img)
+    assert got is not None and got[0].shape == img.shape
+    rec.nbytes += 1  # the results were made from another file than the one stored now
+    with pytest.raises(ValueError, match="stored bitstream"):
+        _mrt_recon(rs, "tiny-k8", "pic.png", img)
