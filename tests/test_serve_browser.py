@@ -77,7 +77,10 @@ def serve(tmp: Path, *args: str) -> Iterator[Served]:
     out, log = tmp / "serve.out", tmp / "serve.log"
     cmd = [sys.executable, "-m", "mrt.cli.main", "serve", "--port", "0", *args]
     with out.open("wb") as fo, log.open("wb") as fe:
-        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, cwd=tmp)
+        # Ctrl-C must reach it even when the test runner was started with SIGINT ignored (a
+        # background job of a script, nohup): an ignored signal is inherited across exec
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, cwd=tmp,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + WAIT_S
         while not (m := re.search(r"open (http://\S+) in a browser", out.read_text())):
