@@ -107,8 +107,8 @@ def _resolved(name: str) -> dict:
     return yaml.safe_load(out)
 
 
-def _final_checkpoint(name: str) -> Path | None:
-    cfg = _resolved(name)
+def _final_checkpoint(cfg: dict) -> Path | None:
+    """The last checkpoint of a resolved config's run, if it exists."""
     path = ROOT / cfg["run"]["out_dir"] / "checkpoints" / f"step_{cfg['run']['steps']:08d}.pt"
     return path if path.is_file() else None
 
@@ -125,10 +125,10 @@ def _record(key: str, entry: dict) -> None:
 
 def train(name: str, threads: int) -> None:
     """Train one config unless its final checkpoint exists; record its budget and wall time."""
-    if _final_checkpoint(name) is not None:
+    cfg = _resolved(name)
+    if _final_checkpoint(cfg) is not None:
         print(f"[claims] {name}: trained", file=sys.stderr)
         return
-    cfg = _resolved(name)
     run_dir = ROOT / cfg["run"]["out_dir"]
     resume = ["run.resume=true"] if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step_*.pt")) else []
     wall = _run([*_mrt(), "train", str(_config(name)), f"run.threads={threads}", *resume], threads,

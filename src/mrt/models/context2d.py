@@ -35,7 +35,7 @@ from mrt.entropy import SymbolDecoder
 from mrt.errors import BitstreamError
 from mrt.models.config import MRTConfig
 from mrt.models.generator import ResBlock2d
-from mrt.models.rcm import CodedTokens, PlannedStep, Step, StepTables, coding_twin, encode_plan, tables_of_logits
+from mrt.models.rcm import CodedTokens, PlannedStep, Step, StepTables, coding_dtype, coding_twin, encode_plan, tables_of_logits
 from mrt.models.threads import one_thread
 
 STRIDE = 16  # pixels per latent of the 2-D codec (the stage-0 codes' resolution)
@@ -157,7 +157,7 @@ class ContextModel2D(nn.Module):
         """{0,1} window bits [nW, k, c*c*gb] -> range-coded payload (+ coded symbols and size estimates)."""
         k = bits01.shape[1]
         net = coding_twin(self, portable)  # portable: file format version 4 (mrt.models.rcm.coding_twin)
-        bits_pm1 = bits01[None].to(torch.float64 if portable else torch.float32) * 2.0 - 1.0
+        bits_pm1 = bits01[None].to(coding_dtype(portable)) * 2.0 - 1.0
         symbols = self.symbols(bits01)  # [nW, k, c*c]
         return encode_plan(
             self.plan(k),
@@ -173,7 +173,7 @@ class ContextModel2D(nn.Module):
         """
         c2, gb = self.cells**2, self.group_bits
         net = coding_twin(self, portable)
-        known = torch.zeros(1, n_windows, k, c2 * gb, dtype=torch.float64 if portable else torch.float32)  # +-1 once decoded
+        known = torch.zeros(1, n_windows, k, c2 * gb, dtype=coding_dtype(portable))  # +-1 once decoded
         view = known.view(n_windows, k, c2, gb)
         symbols = torch.zeros(n_windows, k, c2, dtype=torch.int64)
         decoder = SymbolDecoder(payload)

@@ -80,6 +80,11 @@ class CodedTokens:
     table_bits: float  # the same under the integer tables (what the coder pays, before termination)
 
 
+def coding_dtype(portable: bool) -> torch.dtype:
+    """dtype of the known bits fed to the coding network: float64 for the portable tables."""
+    return torch.float64 if portable else torch.float32
+
+
 def coding_twin(module: nn.Module, portable: bool) -> nn.Module:
     """The module that builds the coding tables: a float64 copy for portable tables (file format
     version 4: ``mrt.entropy.portable``), else the module itself (float32 probabilities, versions 1-3)."""
@@ -130,16 +135,16 @@ class RCM(nn.Module):
         super().__init__()
         r = cfg.rcm
         self.bits = cfg.token_bits
-        self.factorized = r.context == "factorized"
+        factorized = r.context == "factorized"
         self.groups = r.groups
         self.passes = r.passes
         self.group_bits = cfg.group_bits
         self.alphabet = 2**self.group_bits
         # MLP(c1, c2) and the Bi-RWKV mixer: not built for the factorized prior (nothing to mix)
-        self.expand = None if self.factorized else MLP(self.bits, r.dim, init="fan_in")
+        self.expand = None if factorized else MLP(self.bits, r.dim, init="fan_in")
         self.token_index = nn.Embedding(cfg.n_tokens, r.dim)
         self.step_embed = nn.Embedding(r.passes * r.groups, r.dim)
-        n_blocks = 0 if self.factorized else r.depth
+        n_blocks = 0 if factorized else r.depth
         self.blocks = nn.ModuleList(BiRWKVBlock(r.dim, layer_id=i, n_layers=r.depth) for i in range(n_blocks))
         self.norm = nn.LayerNorm(r.dim)
         self.reduce = MLP(r.dim, r.groups * self.alphabet, init="fan_in")  # MLP(c2, c1) -> logits of every group
@@ -252,7 +257,7 @@ class RCM(nn.Module):
         """
         n_win, k, _ = bits01.shape
         net = coding_twin(self, portable)
-        bits_pm1 = bits01[None].to(torch.float64 if portable else torch.float32) * 2.0 - 1.0  # [1, nW, K, d]
+        bits_pm1 = bits01[None].to(coding_dtype(portable)) * 2.0 - 1.0  # [1, nW, K, d]
         symbols = self.symbols(bits01)  # [nW, K, G]
         return encode_plan(
             self.plan(k),
@@ -268,7 +273,7 @@ class RCM(nn.Module):
         truncated or longer than coded.
         """
         net = coding_twin(self, portable)
-        known = torch.zeros(1, n_windows, k, self.bits, dtype=torch.float64 if portable else torch.float32)  # +-1 once decoded, 0 before
+        known = torch.zeros(1, n_windows, k, self.bits, dtype=coding_dtype(portable))  # +-1 once decoded, 0 before
         symbols = torch.zeros(n_windows, k, self.groups, dtype=torch.int64)
         decoder = SymbolDecoder(payload)
         ordered: list[np.ndarray] = []
