@@ -5,12 +5,14 @@
 
 Paths, measured in the same run, interleaved (old, new, old, new, ...), so that the speed-up is
 a ratio that the load of a shared machine changes little:
-  * OLD: the shipped model file (TAEF2-architecture RGB decoder) with ``precision="fp32"``;
-  * NEW: the same model with the light RGB decoder (``pixel_generator: light``) and the default
-    inference settings (``precision="auto"``). Its weights come from the newest checkpoint of a
-    ``distill_light`` run (``--light``, a checkpoint file or run folder; written to a temporary
-    model file with the release machinery) or, with ``--light random``, the shipped weights
-    with a random light decoder (speed does not depend on the weights).
+  * OLD: the ``mrt-s`` model file (``--model``; TAEF2 encoder and TAEF2-architecture RGB decoder)
+    with ``precision="fp32"``;
+  * NEW: a model file (``--new``; default: the shipped default model, ``mrt-s2``: light analysis
+    and light RGB decoder) with the default inference settings (``precision="auto"``). With
+    ``--light CHECKPOINT`` instead, NEW is the OLD model with the light RGB decoder of a
+    ``distill_light`` checkpoint or run folder (written to a temporary model file with the
+    release machinery), or with ``--light random`` a random light decoder (speed does not
+    depend on the weights).
 
 Every measurement is its own process (so its peak RSS is its own): API = the model loaded
 once, then one encode and one decode of the image timed, with the time of each stage
@@ -263,8 +265,7 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], source: str) ->
         BEGIN,
         f"Run of {time.strftime('%Y-%m-%d %H:%M')}, `benchmarks/bench_codec.py`; CPU: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} logical cores; load average at the start {args.load_start}, at the end "
-        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}. OLD = shipped model, TAEF2-architecture RGB "
-        f"decoder, fp32; NEW = light RGB decoder ({source}), default settings. Conv plans: {'; '.join(plans)}. "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}. {source}, default settings. Conv plans: {'; '.join(plans)}. "
         f"OMP_WAIT_POLICY={args.omp_wait or '(default)'}.",
         "",
         f"**API, {args.threads} threads** (model loaded once; one encode + one decode per process):",
@@ -304,8 +305,10 @@ def main() -> int:
                     help="sizes also measured with 1 thread (API)")
     ap.add_argument("--repeat", type=int, default=2, help="processes per path and size (1 above 4 Mpx)")
     ap.add_argument("--no-cli", action="store_true")
-    ap.add_argument("--model", default=None, help="OLD path's model file (default: the shipped default)")
-    ap.add_argument("--light", default="/work/runs/distill_light", help="distill_light checkpoint or run folder, or 'random'")
+    ap.add_argument("--model", default="mrt-s", help="OLD path's model (name or file; default: %(default)s)")
+    ap.add_argument("--new", default=None, help="NEW path's model (name or file; default: the shipped default)")
+    ap.add_argument("--light", default=None, help="instead of --new: the OLD model with the light RGB decoder of "
+                    "this distill_light checkpoint or run folder, or 'random'")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--json", default=None, help="also append every measurement as a JSON line here")
     ap.add_argument("--omp-wait", default="PASSIVE", help="OMP_WAIT_POLICY of every process, as `mrt` sets it "
@@ -317,18 +320,25 @@ def main() -> int:
     from mrt.catalog import resolve
 
     args.load_start = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    shipped = Path(args.model) if args.model else resolve(None)[0]
+    shipped = resolve(args.model)[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        light = light_model_file(folder, args.light, shipped)
-        env = dict(os.environ, MRT_MODEL_PATH=os.pathsep.join([str(folder), os.environ.get("MRT_MODEL_PATH", "")]))
+        light = light_model_file(folder, args.light, shipped) if args.light else resolve(args.new)[0]
+        if light == shipped:
+            raise SystemExit(f"OLD and NEW are the same model file ({shipped}): name another with --new or --light")
+        # both files installed for the processes (the CLI decodes by the model id in the file)
+        env = dict(os.environ, MRT_MODEL_PATH=os.pathsep.join([str(folder), str(shipped), str(light),
+                                                               os.environ.get("MRT_MODEL_PATH", "")]))
         if args.omp_wait:
             env["OMP_WAIT_POLICY"] = args.omp_wait
         paths = [{"name": "old", "model": str(shipped), "precision": "fp32"},
                  {"name": "new", "model": str(light), "precision": "auto"}]
         rows = measure(args, paths, folder, env)
-    source = "random weights" if args.light == "random" else f"distilled, {Path(args.light).name}"
-    block = report(args, rows, source)
+    if args.light:
+        source = "OLD with a light RGB decoder, " + ("random weights" if args.light == "random" else f"distilled, {Path(args.light).name}")
+    else:
+        source = f"{light.name}"
+    block = report(args, rows, f"OLD = {shipped.name}, fp32; NEW = {source}")
     print(block)
     write_between_markers(Path(args.out), block)
     print(f"wrote {args.out}")

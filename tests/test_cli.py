@@ -320,7 +320,19 @@ def test_models_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert row.split()[:3] == ["fake-tiny", "0x00abcd", "32"]
     assert "12.3M" in row and "49.4 MB" in row and row.endswith("test model")
     code, out, _ = _run(capsys, "models", "--json")
-    assert json.loads(out)[0]["model_id"] == "0x00abcd"
+    assert json.loads(out)[0]["model_id"] == "0x00abcd" and json.loads(out)[0]["default"] is False
+
+
+def test_models_table_marks_the_default(capsys: pytest.CaptureFixture[str], fake_codec: types.ModuleType) -> None:
+    default = FakeModelInfo("fake-main", FAKE_ID + 1, "main model", 16, 16, 6_000_000, 12_000_000)
+    default.default = True  # type: ignore[attr-defined]
+    fake_codec.list_models = lambda: [FakeModelInfo("fake-tiny", FAKE_ID, "test model", 32, 12, 1, 1), default]  # type: ignore[attr-defined]
+    code, out, _ = _run(capsys, "models")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[2].startswith("fake-main *") and not lines[1].startswith("fake-tiny *")
+    assert lines[-1] == "* the default model (used when none is named)"
+    code, out, _ = _run(capsys, "models", "--json")
+    assert [r["default"] for r in json.loads(out)] == [False, True]
 
 
 def test_unknown_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

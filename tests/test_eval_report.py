@@ -12,7 +12,7 @@ from PIL import Image
 
 from mrt.eval.report import bd_table, generate_report, interpolate_at
 from mrt.eval.visuals import make_visuals
-from mrt.eval.schema import ImageRecord, RatePoint, ResultSet, aggregate, load_results
+from mrt.eval.schema import ImageRecord, RatePoint, ResultSet, ResultsError, aggregate, load_results, merge_results
 
 
 def _curve(name: str, scale: float, with_perceptual: bool = True) -> ResultSet:
@@ -132,3 +132,19 @@ def test_visual_refuses_a_bitstream_that_a_later_run_replaced(tiny_model_file: P
     rec.nbytes += 1  # the results were made from another file than the one stored now
     with pytest.raises(ValueError, match="stored bitstream"):
         _mrt_recon(rs, "tiny-k8", "pic.png", img)
+
+
+def test_merge_results_joins_rate_points_and_refuses_duplicates() -> None:
+    def part(setting: str, bpp: float) -> ResultSet:
+        rec = ImageRecord(codec="m", setting=setting, image="a.png", height=8, width=8, nbytes=1, bpp=bpp)
+        return ResultSet(name=f"m-{setting}", description="d", points=[aggregate([rec], setting)], records=[rec],
+                         meta={"dataset": "kodak", "models": [{"setting": setting}]})
+
+    merged = merge_results([part("k8", 0.01), part("k32", 0.04)], "m")
+    assert merged.name == "m" and [p.setting for p in merged.sorted_points()] == ["k8", "k32"]
+    assert len(merged.records) == 2 and merged.meta["models"] == [{"setting": "k8"}, {"setting": "k32"}]
+    assert merged.meta["dataset"] == "kodak"
+    with pytest.raises(ResultsError, match="k8"):
+        merge_results([part("k8", 0.01), part("k8", 0.02)], "m")
+    with pytest.raises(ResultsError, match="nothing"):
+        merge_results([], "m")

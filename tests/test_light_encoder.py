@@ -114,3 +114,35 @@ def test_distill_analysis_trains_only_the_analysis_and_its_loss_goes_down() -> N
 def test_distill_analysis_refuses_a_config_without_the_light_analysis() -> None:
     with pytest.raises(ConfigError, match="analysis: light"):
         DistillAnalysisTask(tiny_config(), TaskArgs(init_taef2=False))
+
+
+def test_stage2_encode_from_pixels_feeds_the_models_own_analysis() -> None:
+    """``encode_from_pixels``: the encoder reads the (frozen) light analysis of the crop, not the
+    cached latent; the latent term still aims at the cached latent; the analysis gets no gradient."""
+    import dataclasses
+
+    from mrt.train.tasks import Stage2Task
+
+    base = tiny_config(analysis="light")
+    cfg = base.replace(target=dataclasses.replace(base.target, pixel_generator="light"))
+    torch.manual_seed(0)
+    args = dict(init_taef2=False, w_latent=1.0, w_rate=0.0, w_pixel=1.0, train_rgb_decoder=True)
+    on = Stage2Task(cfg, TaskArgs(encode_from_pixels=True, **args))  # type: ignore[arg-type]
+    off = Stage2Task(cfg, TaskArgs(**args))  # type: ignore[arg-type]
+    off.load_state_dict(on.state_dict())
+    pix = torch.rand(2, 3, 64, 64)
+    latents = torch.randn(2, 32, 8, 8)
+    seen: list[torch.Tensor] = []
+    hook = on.model.encoder.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone()))
+    out = on.train()(Batch(pixels=pix, latents=latents), 0)
+    hook.remove()
+    with torch.no_grad():
+        own = on.model.analysis(pix)
+    assert torch.allclose(seen[0], own, atol=1e-6) and not torch.allclose(seen[0], latents)
+    out.total.backward()
+    assert all(p.grad is None for p in on.model.analysis.parameters())
+    assert any(p.grad is not None for p in on.model.generator.rgb_decoder.parameters())
+    # the cached latent is the encoder's input without the flag, so the losses differ
+    assert float(off.train()(Batch(pixels=pix, latents=latents), 0).total.detach()) != float(out.total.detach())
+    with pytest.raises(AssertionError, match="encode_from_pixels needs"):
+        on(Batch(pixels=None, latents=latents), 0)

@@ -12,7 +12,7 @@ from torch import nn
 from _synthetic import synthetic_items
 from conftest import tiny_config
 from mrt.errors import ConfigError
-from mrt.models.codec_model import HALO, MRTCodecModel, apply_tiled
+from mrt.models.codec_model import HALO, TILE, MRTCodecModel, apply_tiled, tile_side
 from mrt.models.config import MRTConfig, TargetConfig, canonical_json
 from mrt.models.generator import PixelGenerator
 from mrt.models.light_decoder import LightDecoder, conv_macs
@@ -50,12 +50,14 @@ def test_light_decoder_tiles_exactly_with_the_codec_halo() -> None:
     """Its receptive field fits the codec's 64-px halo: tiled rendering equals the untiled one."""
     net = _busy_light_decoder(1)
     assert net.spec.receptive_radius + 7 < HALO
-    latent = torch.randn(1, 32, 70, 72)  # > one 512-px tile each way
+    assert tile_side(net) == 1024 and tile_side(TAEF2Decoder()) == TILE == 512  # the codec's tiles for each
+    latent = torch.randn(1, 32, 136, 70)  # > one 1024-px tile down, > one 512-px tile across
     with torch.no_grad():
         whole = net(latent)
-        tiled = apply_tiled(net, latent, 8, 8)
-    assert tiled.shape == whole.shape
-    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+        for tile in (TILE, tile_side(net)):
+            tiled = apply_tiled(net, latent, 8, 8, tile)
+            assert tiled.shape == whole.shape
+            torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
 
 
 def test_light_is_a_config_choice_that_leaves_existing_configs_unchanged() -> None:

@@ -88,3 +88,32 @@ def test_one_thread_restores_the_setting_after_an_error() -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_latent_decoder_of_a_large_image_is_the_same_with_one_and_two_threads() -> None:
+    """Above TILE_PIXELS the decoder runs the latent decoder with the caller's threads; its 1x1
+    convolutions add their bias after (``pointwise``) so that the latent stays the same."""
+    from mrt.models.codec_model import TILE_PIXELS
+    from mrt.models.config import TargetConfig
+    from mrt.models.generator import LatentDecoder
+    from mrt.models.threads import pointwise
+
+    torch.manual_seed(0)
+    dec = LatentDecoder(TargetConfig()).eval()
+    for m in dec.modules():  # non-zero residual branches (conv2 starts at zero)
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, std=0.05)
+            torch.nn.init.normal_(m.bias, std=0.05)
+    codes = torch.randn(1, 16, 72, 68).sign()  # a 1152x1088 image
+    assert 72 * 16 * 68 * 16 > TILE_PIXELS
+    before = torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            torch.set_num_threads(1)
+            one = dec(codes)
+            torch.set_num_threads(2)
+            two = dec(codes)
+            torch.testing.assert_close(pointwise(dec.stem, codes), dec.stem(codes), atol=1e-5, rtol=1e-5)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)

@@ -326,6 +326,37 @@ def test_init_from_a_released_model_file(tmp_path: Path, tiny_model_file: Path, 
     assert "init_from model file" in (tmp_path / "r" / "train.log").read_text()
 
 
+def test_init_from_a_list_loads_each_source_in_turn(tmp_path: Path, tiny_model_file: Path, tiny_model: nn.Module) -> None:
+    """``a.mrtm,b.pt``: the model file first, then the checkpoint's tensors over it (the stage-2
+    hand-over of parts distilled for a released model)."""
+    from conftest import make_tiny_model
+
+    seen: list[_HoldsModel] = []
+
+    def factory(cfg: TrainConfig) -> nn.Module:
+        seen.append(_HoldsModel(make_tiny_model(seed=123)))
+        return seen[-1]
+
+    parts = train(_cfg(tmp_path / "parts", steps=0), task_factory=factory, items=ITEMS)  # seed-123 weights
+    patched = ck.load_checkpoint(parts)
+    state = patched["task_state"]
+    names = [k for k in state if k.startswith("model.")]
+    keep = names[0]
+    patched["task_state"] = {keep: state[keep] + 1.0, "head.weight": state["head.weight"]}
+    patched["ema_state"] = None
+    ck.save_checkpoint(tmp_path / "parts.pt", patched)
+    train(_cfg(tmp_path / "r", steps=0, init_from=f"{tiny_model_file}, {tmp_path / 'parts.pt'}"),
+          task_factory=factory, items=ITEMS)
+    got = seen[-1].model.state_dict()
+    for k, v in tiny_model.state_dict().items():
+        want = state[f"model.{k}"] + 1.0 if f"model.{k}" == keep else v.half().to(got[k].dtype)
+        assert torch.equal(got[k], want), k
+    log = (tmp_path / "r" / "train.log").read_text()
+    assert "init_from model file" in log and "parts.pt" in log
+    with pytest.raises(MRTError, match="names no source"):
+        train(_cfg(tmp_path / "r2", steps=0, init_from=" , "), task_factory=factory, items=ITEMS)
+
+
 def test_resume_normalises_an_older_partial_config_and_refuses_model_changes(tmp_path: Path) -> None:
     """Checkpoints written before ``model`` / ``task_args`` were typed stored only the keys the YAML
     set; resuming compares both configs with every default filled in."""

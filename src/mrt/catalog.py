@@ -17,7 +17,7 @@ from mrt.errors import ModelError
 from mrt.models.modelfile import SUFFIX, ModelFileInfo, read_model_info
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_FAMILY = "mrt-s"  # file stem of the default shipped model family
+DEFAULT_FAMILY = "mrt-s2"  # file stem of the default shipped model family (mrt-s: the previous one, still installed)
 MODEL_PATH_ENV = "MRT_MODEL_PATH"  # extra folders/files with model files, os.pathsep-separated
 
 

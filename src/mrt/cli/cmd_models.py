@@ -39,6 +39,7 @@ def _row(info: Any) -> dict[str, Any]:
         "params": getattr(info, "params", None),
         "file_size": getattr(info, "file_size", None),
         "description": str(getattr(info, "description", "") or ""),
+        "default": bool(getattr(info, "default", False)),
     }
 
 
@@ -48,7 +49,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         return "-" if value is None else fmt(value)
 
     return [
-        row["name"],
+        row["name"] + (" *" if row.get("default") else ""),
         row["model_id"],
         opt(row["n_tokens"], str),
         opt(row["bits"], str),
@@ -80,4 +81,6 @@ def run(args: argparse.Namespace) -> int:
         print("no models installed")
     else:
         print(format_table(rows))
+        if any(r["default"] for r in rows):
+            print("* the default model (used when none is named)")
     return 0

@@ -242,6 +242,25 @@ class ResultSet:
             raise ResultsError(f"{path}: not in the results schema ({exc})") from exc
 
 
+def merge_results(parts: Sequence[ResultSet], name: str, description: str = "") -> ResultSet:
+    """One result set from several (say, the rate points of one model family evaluated by
+    parallel processes): their points and records, ``meta`` of the first with the ``models``
+    lists joined. Fails when two parts hold the same setting."""
+    if not parts:
+        raise ResultsError("nothing to merge")
+    settings = [p.setting for rs in parts for p in rs.points]
+    dup = sorted({s for s in settings if settings.count(s) > 1})
+    if dup:
+        raise ResultsError(f"settings in more than one result set: {', '.join(dup)}")
+    meta = dict(parts[0].meta)
+    models = [m for rs in parts for m in rs.meta.get("models", [])]
+    if models:
+        meta["models"] = models
+    return ResultSet(name=name, description=description or parts[0].description, meta=meta,
+                     points=[p for rs in parts for p in rs.points],
+                     records=[r for rs in parts for r in rs.records])
+
+
 def write_csv(records: Iterable[ImageRecord], path: Path) -> None:
     """Tidy CSV, one row per (codec, setting, image), columns :data:`CSV_COLUMNS`."""
     path = Path(path)

@@ -6,6 +6,7 @@ tiling of the full-resolution convolutions for large images, cropping back).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,19 +27,28 @@ from mrt.models.threads import one_thread
 # Full-resolution convolutions run on tiles once an image exceeds this many pixels, so that
 # memory stays bounded (a 4K image would otherwise hold several GB of 64-channel activations).
 TILE_PIXELS = 1024 * 1024
-TILE = 512  # tile side in pixels (multiple of 16)
+TILE = 512  # tile side in pixels (multiple of 16); a network may ask for another (``tile_side``)
 HALO = 64  # context around each tile in pixels (multiple of 16)
 
 
-def apply_tiled(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float, unit: int) -> torch.Tensor:
+def tile_side(net: nn.Module) -> int:
+    """Tile side for ``net``: its ``tile_side`` attribute, else ``TILE``. The light networks take
+    1024-px tiles (their activations are small): at 3840x2160 the light analysis ran 1.4x and the
+    light RGB decoder 1.3x faster than on 512-px tiles, whose 64-px halos are a large share."""
+    return int(getattr(net, "tile_side", TILE))
+
+
+def apply_tiled(
+    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float, unit: int, tile: int = TILE
+) -> torch.Tensor:
     """Run a fully-convolutional ``net`` (output size = input size * scale) on overlapping tiles.
 
     ``x``: [B, C, H, W]; ``unit``: input pixels per TILE-pixel of image space (1 for pixels, 8
-    for the 1/8 latent). Tiles are TILE x TILE image pixels with a HALO margin of context that is
-    cut off after the net; the result depends only on the input, not on anything else.
+    for the 1/8 latent). Tiles are ``tile`` x ``tile`` image pixels with a HALO margin of context
+    that is cut off after the net; the result depends only on the input and the tile side.
     """
     b, _, h, w = x.shape
-    t, m = TILE // unit, HALO // unit
+    t, m = tile // unit, HALO // unit
     rows = []
     for y0 in range(0, h, t):
         cols = []
@@ -92,14 +102,14 @@ class ImageCodecModel(nn.Module):
         """[B, 3, H, W] in [0, 1] (H, W multiples of the window) -> TAEF2 latent [B, 32, H/8, W/8]."""
         net = planned(self.analysis, self.conv_plan)
         if x.shape[-1] * x.shape[-2] > TILE_PIXELS:
-            return apply_tiled(net, x, 1 / LATENT_STRIDE, 1)
+            return apply_tiled(net, x, 1 / LATENT_STRIDE, 1, tile_side(self.analysis))
         return net(x)
 
     def render(self, latent: torch.Tensor) -> torch.Tensor:
         """TAEF2 latent [B, 32, h, w] -> RGB [B, 3, 8h, 8w] (unclamped), tiled when large."""
         net = planned(self.generator.rgb_decoder, self.conv_plan)
         if latent.shape[-1] * latent.shape[-2] * LATENT_STRIDE**2 > TILE_PIXELS:
-            return apply_tiled(net, latent, LATENT_STRIDE, LATENT_STRIDE)
+            return apply_tiled(net, latent, LATENT_STRIDE, LATENT_STRIDE, tile_side(self.generator.rgb_decoder))
         return net(latent)
 
     def geometry(self, height: int, width: int) -> Geometry:
@@ -217,10 +227,15 @@ class MRTCodecModel(ImageCodecModel):
         """{0,1} token bits [1, nW, k, d] -> uint8 image [height, width, 3]."""
         geo = self.geometry(height, width)
         tokens = bits01.float() * 2.0 - 1.0
-        # tokens -> latent on one thread (cheap: 1/16 and 1/8 resolution), so that the decoded
-        # pixels do not depend on the thread count; the RGB decoder (most of the time) keeps
-        # the caller's threads (see one_thread)
+        # tokens -> codes on one thread (many small operations), so that the decoded pixels do
+        # not depend on the thread count; the RGB decoder (most of the time) keeps the caller's
+        # threads (see one_thread)
         with one_thread():
-            logits = self.decoder(tokens, geo.rows, geo.cols)
-            latent = self.synthesize_latent(self.codes_from_logits(logits))
+            codes = self.codes_from_logits(self.decoder(tokens, geo.rows, geo.cols))
+        # codes -> latent: one thread up to TILE_PIXELS; above, where it is 15-20% of a decode
+        # (2.2 s at 3840x2160), the caller's threads. Its 1x1 convolutions add their bias after
+        # (LatentDecoder), with which 1 and 2 threads gave the same bits at 1080p and 4K; below
+        # ~256x256 they do not always, hence one thread there.
+        with nullcontext() if geo.pixels > TILE_PIXELS else one_thread():
+            latent = self.synthesize_latent(codes)
         return self.to_image(latent, height, width)

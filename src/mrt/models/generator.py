@@ -17,6 +17,7 @@ from mrt.blocks.lfq import LFQ, LFQOutput
 from mrt.models.config import TargetConfig
 from mrt.models.light_decoder import LightDecoder
 from mrt.models.taef2 import LATENT_CHANNELS, TAEF2Decoder
+from mrt.models.threads import pointwise
 
 
 class ResBlock2d(nn.Module):
@@ -63,7 +64,11 @@ class LatentDecoder(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(8, c), nn.GELU(), nn.Conv2d(c, LATENT_CHANNELS, 3, padding=1))
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.out(self.blocks2(self.up(self.blocks1(self.stem(codes)))))
+        # 1x1 convolutions with the bias added after (``pointwise``): with the GroupNorms and 3x3
+        # convolutions, the decoded latent of a large image is then the same for any thread count
+        x = self.blocks1(pointwise(self.stem, codes))
+        x = self.up[1](pointwise(self.up[0], x))  # [B, 4c, h, w] -> [B, c, 2h, 2w]
+        return self.out(self.blocks2(x))
 
 
 class PixelGenerator(nn.Module):

@@ -80,6 +80,8 @@ class ShuffleUp(nn.Sequential):
 class LightDecoder(nn.Module):
     """[B, 32, h, w] -> [B, 3, 8h, 8w] (not clamped), for any h, w >= 1."""
 
+    tile_side = 1024  # the codec tiles large images in 1024-px tiles for this network (mrt.models.codec_model.tile_side)
+
     def __init__(self, spec: LightSpec = DEFAULT_SPEC) -> None:
         super().__init__()
         self.spec = spec

@@ -27,6 +27,8 @@ TAEF2_TAIL = 7  # index of TAEF2Encoder's first layer at 1/4 resolution (its fir
 class LightEncoder(nn.Module):
     """Pixel-unshuffle(4) -> conv 48->64 + ReLU -> ``stem_blocks`` residual blocks at 1/4 -> TAEF2's tail."""
 
+    tile_side = 1024  # the codec tiles large images in 1024-px tiles for this network (mrt.models.codec_model.tile_side)
+
     def __init__(self, stem_blocks: int = 2) -> None:
         super().__init__()
         c = 64

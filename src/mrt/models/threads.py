@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 @contextmanager
@@ -27,3 +29,10 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 ``conv`` with its bias added after the bias-free convolution: the same value as
+    ``conv(x)`` up to float rounding, but the same bits for any thread count (see ``one_thread``)."""
+    out = F.conv2d(x, conv.weight)
+    return out if conv.bias is None else out + conv.bias[:, None, None]

@@ -144,7 +144,17 @@ def checkpoint_payload(
 
 def init_from(task: nn.Module, source: str, use_ema: bool, log: Callable[[str], None]) -> None:
     """Load every tensor of checkpoint / run folder / model file ``source`` whose name and shape
-    match into ``task``; fails when nothing matches."""
+    match into ``task``; fails when nothing matches. A comma-separated list loads each source in
+    turn, later ones overwriting what they share with earlier ones (say, a released model file
+    and then a slim checkpoint with the parts distilled for it)."""
+    sources = [s.strip() for s in source.split(",") if s.strip()]
+    if not sources:
+        raise MRTError(f"run.init_from names no source: {source!r}")
+    if len(sources) > 1:
+        for one in sources:
+            init_from(task, one, use_ema, log)
+        return
+    source = sources[0]
     if source.endswith(".mrtm"):
         _init_from_model_file(task, Path(source), log)
         return

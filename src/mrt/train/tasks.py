@@ -264,7 +264,14 @@ class Stage2Task(_CodecTask):
         latents = batch.latents
         k = self.sample_k(step)
         pixel_terms = self.args.w_pixel > 0 or self.lpips is not None or self.dists is not None or self.disc is not None
-        out = self.model(latents, k, with_pixels=pixel_terms, rate_steps=self.rate_steps(step), train_encoder=False)
+        source = latents
+        if self.args.encode_from_pixels:
+            # what the encoder sees in use: the model's own analysis (say, the light one) of the
+            # crop; the latent term below still aims at the true TAEF2 latent
+            assert batch.pixels is not None, "task_args.encode_from_pixels needs data.with_pixels: true"
+            with torch.no_grad():
+                source = self.model.analysis(batch.pixels).float()  # [B, 32, H/8, W/8]
+        out = self.model(source, k, with_pixels=pixel_terms, rate_steps=self.rate_steps(step), train_encoder=False)
         preview = self.preview_loss(out, batch)
         latent_mse = F.mse_loss(out.latent_pred.float(), latents)
         bpp = out.bpp
