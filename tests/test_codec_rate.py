@@ -131,10 +131,11 @@ def test_cli_max_bytes_and_bpp(tmp_path: Path, capsys: pytest.CaptureFixture[str
     src = _png(tmp_path, images["structured"])
     sizes = real_sizes["structured"]
     out = tmp_path / "a.mrt"
-    assert main(["compress", str(src), "--max-bytes", str(sizes[9]), "-o", str(out)]) == 0
+    # the sizes are mrt-s-k16's (the fixture's codec), so the CLI names that model
+    assert main(["compress", str(src), "-m", "mrt-s-k16", "--max-bytes", str(sizes[9]), "-o", str(out)]) == 0
     line = capsys.readouterr().out.strip()
     assert out.stat().st_size == sizes[9] and line.endswith(", 10 tokens per window")
-    assert main(["compress", str(src), "--bpp", "0.0001", "-o", str(tmp_path / "b.mrt")]) == 0
+    assert main(["compress", str(src), "-m", "mrt-s-k16", "--bpp", "0.0001", "-o", str(tmp_path / "b.mrt")]) == 0
     assert (tmp_path / "b.mrt").stat().st_size == sizes[0]
     capsys.readouterr()
 
@@ -143,7 +144,7 @@ def test_cli_budget_too_small_fails_cleanly(tmp_path: Path, capsys: pytest.Captu
                                             images: dict[str, np.ndarray], real_sizes: dict[str, list[int]]) -> None:
     src = _png(tmp_path, images["structured"])
     out = tmp_path / "a.mrt"
-    code = main(["compress", str(src), "--max-bytes", str(real_sizes["structured"][0] - 1), "-o", str(out)])
+    code = main(["compress", str(src), "-m", "mrt-s-k16", "--max-bytes", str(real_sizes["structured"][0] - 1), "-o", str(out)])
     err = capsys.readouterr().err
     assert code == BudgetError.exit_code == 7
     assert err.count("\n") == 1 and err.startswith("mrt: error: ") and "cannot fit" in err
