@@ -23,8 +23,6 @@ def main() -> int:
     ap.add_argument("--description", default="")
     args = ap.parse_args()
     merged = merge_results([ResultSet.read_json(p) for p in args.parts], args.name, args.description)
-    for r in merged.records:
-        r.codec = args.name
     merged.write_json(args.out)
     write_csv(merged.records, args.out.with_suffix(".csv"))
     for p in merged.sorted_points():

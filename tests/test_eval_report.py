@@ -142,7 +142,8 @@ def test_merge_results_joins_rate_points_and_refuses_duplicates() -> None:
 
     merged = merge_results([part("k8", 0.01), part("k32", 0.04)], "m")
     assert merged.name == "m" and [p.setting for p in merged.sorted_points()] == ["k8", "k32"]
-    assert len(merged.records) == 2 and merged.meta["models"] == [{"setting": "k8"}, {"setting": "k32"}]
+    assert len(merged.records) == 2 and [r.codec for r in merged.records] == ["m", "m"]
+    assert merged.meta["models"] == [{"setting": "k8"}, {"setting": "k32"}]
     assert merged.meta["dataset"] == "kodak"
     with pytest.raises(ResultsError, match="k8"):
         merge_results([part("k8", 0.01), part("k8", 0.02)], "m")

@@ -27,7 +27,7 @@ import io
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -244,8 +244,8 @@ class ResultSet:
 
 def merge_results(parts: Sequence[ResultSet], name: str, description: str = "") -> ResultSet:
     """One result set from several (say, the rate points of one model family evaluated by
-    parallel processes): their points and records, ``meta`` of the first with the ``models``
-    lists joined. Fails when two parts hold the same setting."""
+    parallel processes): their points and records (renamed to codec ``name``), ``meta`` of the
+    first with the ``models`` lists joined. Fails when two parts hold the same setting."""
     if not parts:
         raise ResultsError("nothing to merge")
     settings = [p.setting for rs in parts for p in rs.points]
@@ -258,7 +258,7 @@ def merge_results(parts: Sequence[ResultSet], name: str, description: str = "") 
         meta["models"] = models
     return ResultSet(name=name, description=description or parts[0].description, meta=meta,
                      points=[p for rs in parts for p in rs.points],
-                     records=[r for rs in parts for r in rs.records])
+                     records=[replace(r, codec=name) for rs in parts for r in rs.records])
 
 
 def write_csv(records: Iterable[ImageRecord], path: Path) -> None:

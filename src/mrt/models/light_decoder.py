@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mrt.models.taef2 import LATENT_CHANNELS, SoftClamp
+from mrt.models.threads import pointwise
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class LightBlock(nn.Module):
     The last 1x1 starts at zero, so every block starts as the identity. Its bias is added after
     the bias-free convolution: PyTorch runs a 1x1 convolution *with* a bias through another
     algorithm with several threads than with one, which made the decoded pixels depend on the
-    thread count (``mrt.models.threads``); bias-free, the result is the same for any count.
+    thread count (``mrt.models.threads.pointwise``); bias-free, the result is the same for any count.
     """
 
     def __init__(self, channels: int, expand: int) -> None:
@@ -66,8 +66,7 @@ class LightBlock(nn.Module):
         nn.init.zeros_(self.mix.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mixed = F.conv2d(self.act(self.conv(x)), self.mix.weight)  # [B, c, h, w]
-        return x + (mixed + self.mix.bias[:, None, None])
+        return x + pointwise(self.mix, self.act(self.conv(x)))  # [B, c, h, w]
 
 
 class ShuffleUp(nn.Sequential):
