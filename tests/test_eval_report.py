@@ -83,13 +83,13 @@ def test_report_visual_comparison_with_real_codecs(results_dir: Path, tmp_path: 
     Image.fromarray(img).save(path)
     kw = dict(target_bpps=[0.5], crop=(16, 16, 64, 48), baselines=["jpeg2000", "webp"],
               cache_dir=tmp_path / "vcache")
-    made, notes = make_visuals(load_results(results_dir), path, tmp_path / "vis", **kw)  # type: ignore[arg-type]
+    made, notes = make_visuals(load_results(results_dir), [path], tmp_path / "vis", **kw)  # type: ignore[arg-type]
     assert len(made) == 1
     png, caption = made[0]
     assert png.is_file() and png.stat().st_size > 1000 and "0.5000 bpp" in caption
     cached = sorted(p.name for p in (tmp_path / "vcache").iterdir())
     assert len(cached) == 4  # one bitstream + one json per codec
-    again, _ = make_visuals(load_results(results_dir), path, tmp_path / "vis2", **kw)  # type: ignore[arg-type]
+    again, _ = make_visuals(load_results(results_dir), [path], tmp_path / "vis2", **kw)  # type: ignore[arg-type]
     assert again[0][0].is_file()
 
 
@@ -149,3 +149,37 @@ def test_merge_results_joins_rate_points_and_refuses_duplicates() -> None:
         merge_results([part("k8", 0.01), part("k8", 0.02)], "m")
     with pytest.raises(ResultsError, match="nothing"):
         merge_results([], "m")
+
+
+def test_visual_panels_pick_each_models_nearest_rate_and_code_again_without_stored_files(
+        tiny_model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per image and target: each learned model's nearest point; the image is coded again with the
+    installed model when the evaluation's bitstream folder is gone, and only if the size agrees."""
+    from conftest import structured_image
+
+    from mrt.codec import Codec
+
+    monkeypatch.setenv("MRT_MODEL_PATH", str(tiny_model_file))
+    img = structured_image(64, 96)
+    path = tmp_path / "pic.png"
+    Image.fromarray(img).save(path)
+    sizes = {v: len(Codec.load(v).compress(img)) for v in ("tiny-k4", "tiny-k8")}
+    assert sizes["tiny-k4"] < sizes["tiny-k8"]
+    recs = [ImageRecord(codec="t", setting=v, image="pic.png", height=64, width=96, nbytes=n,
+                        bpp=n * 8 / (64 * 96)) for v, n in sizes.items()]
+    rs = ResultSet(name="t", points=[aggregate([r], r.setting) for r in recs], records=recs,
+                   meta={"bitstream_root": str(tmp_path / "gone"), "models": list(sizes)})
+    bpps = [r.bpp for r in recs]
+    targets = [b * 1.1 for b in bpps]  # one figure per target, each nearest one model point
+    made, notes = make_visuals([rs], [path, path], tmp_path / "vis", target_bpps=targets, baselines=[],
+                               max_over=1.2)
+    assert notes == [] and len(made) == 4  # two images x two targets
+    for (_, caption), bpp in zip(made, bpps * 2):  # classical codecs matched to the learned file's rate
+        assert f"not above {bpp:.4f} bpp" in caption
+    recs[1].nbytes += 1  # the results came from another file than the model makes now
+    made, notes = make_visuals([rs], [path], tmp_path / "vis2", target_bpps=targets[1:], baselines=[],
+                               max_over=1.2)
+    assert len(made) == 1 and len(notes) == 1 and "coded again" in notes[0] and "bytes" in notes[0]
+    made, notes = make_visuals([rs], [path], tmp_path / "vis3", target_bpps=[targets[1] * 100],
+                               baselines=[], max_over=1.2)
+    assert len(made) == 1 and notes == []  # no point near that rate: original only, no error

@@ -20,7 +20,7 @@ import torch
 from conftest import make_tiny_model, structured_image
 from test_light_generator import _busy_light_decoder
 
-from mrt.cli._common import PRECISION_CHOICES, passive_omp_wait
+from mrt.cli._common import PRECISION_CHOICES, long_lived_objects, passive_omp_wait
 from mrt.codec import Codec
 from mrt.errors import ConfigError, MRTWarning
 from mrt.models import inference
@@ -236,3 +236,23 @@ def test_cli_asks_for_passive_omp_waiting_only_before_torch_loads(monkeypatch: p
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     passive_omp_wait()  # the user's choice stays
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_cli_builds_models_without_gc_passes_and_freezes_what_they_made(enabled_before: bool) -> None:
+    import gc
+
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        frozen_before = gc.get_freeze_count()
+        with long_lived_objects():
+            assert not gc.isenabled()
+            made = [[i] for i in range(1000)]  # tracked containers made while loading
+        assert gc.isenabled() == enabled_before  # the caller's setting comes back
+        assert gc.get_freeze_count() >= frozen_before + len(made)  # out of the collector's view
+        with pytest.raises(KeyError), long_lived_objects():
+            raise KeyError("a failed load")
+        assert gc.isenabled() == enabled_before
+    finally:
+        gc.unfreeze()
+        gc.enable()

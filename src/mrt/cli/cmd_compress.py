@@ -15,6 +15,7 @@ from mrt.cli._common import (
     ensure_parent,
     exit_status,
     iterate,
+    long_lived_objects,
     plan_jobs,
     refuse_existing,
 )
@@ -134,9 +135,10 @@ def run(args: argparse.Namespace) -> int:
         raise MRTError("no input images found")
     codec = None
     if plan.jobs:
-        from mrt.codec import Codec  # torch: only when there is work
+        with long_lived_objects():
+            from mrt.codec import Codec  # torch: only when there is work
 
-        codec = Codec.load(args.model, precision=args.precision)
+            codec = Codec.load(args.model, precision=args.precision)
     reporter = Reporter(len(plan.jobs), args.quiet, args.progress, "compress")
     for failure in plan.failures:
         reporter.failed(failure)

@@ -16,6 +16,7 @@ from mrt.cli._common import (
     ensure_parent,
     exit_status,
     iterate,
+    long_lived_objects,
     plan_jobs,
     read_bytes,
     refuse_existing,
@@ -64,9 +65,10 @@ class _Codecs:
         # a clean BitstreamError (header, payload floor, pixel limit) before any model lookup
         model_id = unpack(data, limit).model_id
         if model_id not in self._by_id:
-            from mrt.codec import open_for  # torch: only once a valid file needs its model
+            with long_lived_objects():
+                from mrt.codec import open_for  # torch: only once a valid file needs its model
 
-            self._by_id[model_id] = open_for(data, self.precision)
+                self._by_id[model_id] = open_for(data, self.precision)
         return self._by_id[model_id]
 
 

@@ -21,11 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("-o", "--out", type=Path, default=Path("docs/results"),
                    help="report folder (default: %(default)s)")
     p.add_argument("--anchor", default="vvc", help="BD-rate anchor (default: %(default)s)")
-    p.add_argument("--visual", type=Path, default=None, metavar="IMAGE",
-                   help="image for the visual comparison (default: kodim23.png from the results' "
-                        "source folder)")
+    p.add_argument("--visual", type=Path, nargs="+", default=None, metavar="IMAGE",
+                   help="images for the visual comparison (default: kodim23, kodim04 and kodim15 from "
+                        "the results' source folder)")
     p.add_argument("--visual-bpp", default="0.01,0.02",
-                   help="target bpps when no MRT bitstream is available (default: %(default)s)")
+                   help="target bpps of the visual comparison, one figure per image and target "
+                        "(default: %(default)s)")
     p.add_argument("--crop", default=None, metavar="X,Y,W,H",
                    help="crop box of the visual comparison (default: centre 512x320)")
     p.add_argument("--no-visual", action="store_true", help="skip the visual comparison")
@@ -48,12 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if args.anchor != "vvc":
         cmd += f" --anchor {args.anchor}"
     if args.visual is not None:
-        cmd += f" --visual {args.visual}"
+        cmd += " --visual " + " ".join(map(str, args.visual))
     if args.crop:
         cmd += f" --crop {args.crop}"
     if args.no_visual:
         cmd += " --no-visual"
-    out = generate_report(args.results, args.out, anchor=args.anchor, visual_image=args.visual,
+    out = generate_report(args.results, args.out, anchor=args.anchor, visual_images=args.visual or (),
                           visual_bpps=parse_floats(args.visual_bpp), crop=crop,
                           visuals=not args.no_visual, command=cmd.strip(),
                           visual_cache=args.visual_cache)

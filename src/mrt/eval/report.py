@@ -5,7 +5,7 @@ the report folder::
 
     README.md                 tables per codec, metrics at target rates, BD-rates vs the anchor
     figures/rd_<metric>.png   RD curves (bpp vs PSNR, MS-SSIM, LPIPS, DISTS, FID)
-    figures/visual_*.png      same crop of one image: original, MRT, VVC, others at matched bpp
+    figures/visual_*.png      same crop of each visual image per target bpp: original, learned models, VVC, others
 
 Metric names, labels, directions and number formats come from :mod:`mrt.metrics.registry`.
 """
@@ -272,13 +272,18 @@ def render_markdown(
     return "\n".join(lines).rstrip() + "\n"
 
 
+#: Images of the visual comparison when none is named: parrots (eyes, beaks), a face, a face
+#: with text-like detail (issue 11's panels).
+VISUAL_NAMES = ("kodim23.png", "kodim04.png", "kodim15.png")
+
+
 def generate_report(
     results_dir: Path,
     out_dir: Path,
     *,
     anchor: str = "vvc",
-    visual_image: Path | None = None,
-    visual_name: str = "kodim23.png",
+    visual_images: Sequence[Path] = (),
+    visual_names: Sequence[str] = VISUAL_NAMES,
     visual_bpps: Sequence[float] = (0.01, 0.02),
     crop: tuple[int, int, int, int] | None = None,
     visuals: bool = True,
@@ -295,12 +300,17 @@ def generate_report(
     vis: list[tuple[Path, str]] = []
     notes: list[str] = []
     if visuals:
-        img = visual_image or find_visual_image(results, visual_name)
-        if img is None:
-            notes.append(f"visual comparison skipped: image {visual_name} not found "
-                         "(pass --visual PATH)")
-        else:
-            vis, vnotes = make_visuals(results, Path(img), fig_dir, target_bpps=visual_bpps, crop=crop,
+        images = list(visual_images)
+        if not images:
+            for name in visual_names:
+                found = find_visual_image(results, name)
+                if found is None:
+                    notes.append(f"visual comparison: image {name} not found in the results' sources "
+                                 "(pass --visual PATH)")
+                else:
+                    images.append(found)
+        if images:
+            vis, vnotes = make_visuals(results, images, fig_dir, target_bpps=visual_bpps, crop=crop,
                                        cache_dir=visual_cache)
             notes.extend(vnotes)
     md = render_markdown(results, anchor=anchor, figures=figures, visuals=vis, out_dir=out_dir,

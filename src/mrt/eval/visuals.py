@@ -1,9 +1,13 @@
-"""Visual comparison: the same crop of one image from MRT and from every classical codec.
+"""Visual comparison: the same crop of one image from each learned model and each classical codec.
 
-For every MRT rate point that has a stored bitstream of the image, the classical codecs are
-matched to its bpp by bisection on their quality knob; without MRT bitstreams, to fixed
-target bpps. The matched bitstreams can be kept on disk so that regenerating the report does
-not bisect again.
+One figure per image and target rate. Each learned model (a results set with ``models`` in its
+metadata) shows its rate point whose file for this image is nearest the target (within
+``max_over``); its pixels come from the bitstream the evaluation stored, or, when that folder is
+gone (another machine), from coding the image again with the installed model, accepted only if
+the file has exactly the recorded size. The classical codecs are matched by bisection on their
+quality knob to the rate of the learned panel nearest the target (their highest rate not above
+it). The matched bitstreams can be kept on disk so that regenerating the report does not bisect
+again.
 """
 
 from __future__ import annotations
@@ -36,24 +40,54 @@ def find_visual_image(results: Sequence[ResultSet], name: str) -> Path | None:
     return None
 
 
-def _mrt_recon(rs: ResultSet, setting: str, image_name: str, pixels: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """Reconstruction of one image by an evaluated MRT model, from its stored bitstream."""
+def _stored_bitstream(rs: ResultSet, setting: str, image_name: str) -> bytes | None:
+    """The file the evaluation stored for one image at one setting, if its folder is still there."""
     root = rs.meta.get("bitstream_root")
     if not root:
         return None
     path = Path(root) / safe_name(setting) / f"{safe_name(Path(image_name).with_suffix('').as_posix())}.mrt"
-    if not path.is_file():
-        return None
-    from mrt.codec import open_for  # type: ignore[attr-defined]  # noqa: PLC0415
+    return path.read_bytes() if path.is_file() else None
 
-    data = path.read_bytes()
+
+def _mrt_recon(rs: ResultSet, setting: str, image_name: str, pixels: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Reconstruction of one image by an evaluated MRT model, and its bpp.
+
+    From the stored bitstream, else by coding ``pixels`` again with the installed model named
+    ``setting``; either way the file must have the size the results recorded for this image.
+    ``None`` when there is neither (no stored file, model not installed).
+    """
+    from mrt.codec import Codec, open_for  # noqa: PLC0415  (torch only when a panel is made)
+    from mrt.errors import ModelError  # noqa: PLC0415
+
     recorded = [r.nbytes for r in rs.records if r.setting == setting and r.image == image_name]
-    if recorded and recorded[0] != len(data):  # a later run wrote another file there: not this result
-        raise ValueError(f"stored bitstream {path} has {len(data)} bytes, the results {recorded[0]}")
+    data = _stored_bitstream(rs, setting, image_name)
+    source = "stored bitstream"
+    if data is None:
+        try:
+            data = Codec.load(setting).compress(pixels)
+        except ModelError:
+            return None
+        source = f"file coded again with the installed {setting}"
+    if recorded and recorded[0] != len(data):  # another run or another model made that file
+        raise ValueError(f"{source} has {len(data)} bytes, the results {recorded[0]}")
     rec = np.asarray(open_for(data).decompress(data))
     if rec.shape != pixels.shape:
         return None
     return rec, bpp_of(len(data), pixels.shape[0], pixels.shape[1])
+
+
+def _nearest_setting(rs: ResultSet, image_name: str, target: float, max_over: float) -> str | None:
+    """The setting whose file of this image (else whose mean rate) is nearest ``target`` in log-rate."""
+    best: tuple[float, str] | None = None
+    for p in rs.sorted_points():
+        per_image = [r.bpp for r in rs.records if r.setting == p.setting and r.image == image_name]
+        bpp = per_image[0] if per_image else p.bpp
+        if bpp <= 0:
+            continue
+        off = abs(np.log(bpp / target))
+        if off <= np.log(max_over) and (best is None or off < best[0]):
+            best = (off, p.setting)
+    return None if best is None else best[1]
 
 
 def _matched_encode(b: Baseline, pixels: np.ndarray, target: float, cache_dir: Path | None) -> tuple[bytes, float]:
@@ -74,23 +108,27 @@ def _matched_encode(b: Baseline, pixels: np.ndarray, target: float, cache_dir: P
     return data, q
 
 
-def _learned_panels(results: Sequence[ResultSet], img_name: str, pixels: np.ndarray,
-                    notes: list[str]) -> list[tuple[float, list[Panel]]]:
-    """``(bpp, [panel])`` for every MRT rate point with a stored bitstream of the image."""
-    jobs: list[tuple[float, list[Panel]]] = []
-    for rs in results:
+def _learned_panels(results: Sequence[ResultSet], img_name: str, pixels: np.ndarray, target: float,
+                    max_over: float, notes: list[str]) -> list[tuple[float, Panel]]:
+    """``(bpp, panel)`` of each learned model's rate point nearest ``target`` for this image."""
+    panels: list[tuple[float, Panel]] = []
+    for rs in order_results(results):
         if rs.name in CLASSICAL_ORDER or not rs.meta.get("models"):
             continue
-        for p in rs.sorted_points():
-            try:
-                got = _mrt_recon(rs, p.setting, img_name, pixels)
-            except Exception as exc:  # noqa: BLE001 (a missing model must not stop the report)
-                notes.append(f"visual: {rs.name} {p.setting}: cannot decode stored bitstream ({exc})")
-                continue
-            if got is not None:
-                rec, bpp = got
-                jobs.append((bpp, [Panel(f"{rs.name} {p.setting}\n{bpp:.4f} bpp", rec)]))
-    return jobs
+        setting = _nearest_setting(rs, img_name, target, max_over)
+        if setting is None:
+            continue
+        try:
+            got = _mrt_recon(rs, setting, img_name, pixels)
+        except Exception as exc:  # noqa: BLE001 (a missing or changed model must not stop the report)
+            notes.append(f"visual: {rs.name} {setting} on {img_name}: not shown ({exc})")
+            continue
+        if got is None:
+            notes.append(f"visual: {rs.name} {setting} on {img_name}: no stored bitstream and model not installed")
+            continue
+        rec, bpp = got
+        panels.append((bpp, Panel(f"{rs.name} {setting}\n{bpp:.4f} bpp", rec)))
+    return panels
 
 
 def _classical_panels(classical: Sequence[str], pixels: np.ndarray, target: float,
@@ -120,40 +158,44 @@ def _classical_panels(classical: Sequence[str], pixels: np.ndarray, target: floa
 
 def make_visuals(
     results: Sequence[ResultSet],
-    image_path: Path,
+    image_paths: Sequence[Path],
     out_dir: Path,
     *,
-    target_bpps: Sequence[float] = (0.02,),
+    target_bpps: Sequence[float] = (0.01, 0.02),
     crop: tuple[int, int, int, int] | None = None,
     baselines: Sequence[str] | None = None,
     cache_dir: Path | None = None,
     max_over: float = 1.5,
 ) -> tuple[list[tuple[Path, str]], list[str]]:
-    """Visual comparison figures; returns ``[(png, caption)]`` and notes on what was skipped.
+    """Visual comparison figures, one per image and target; returns ``[(png, caption)]`` and notes.
 
-    For every MRT rate point that has a stored bitstream of this image, the classical codecs are
-    matched to its bpp; without MRT results, to each of ``target_bpps``. ``cache_dir`` keeps
-    the matched bitstreams so that regenerating the report does not bisect again. A codec
-    whose smallest file is above ``max_over`` x the target is left out (named in the caption).
+    Learned models show their rate point nearest each target (see the module docstring); the
+    classical codecs are matched to the learned panel nearest the target, or to the target when
+    no learned model has a point within ``max_over`` of it. ``cache_dir`` keeps the matched
+    bitstreams. A codec whose smallest file is above ``max_over`` x the rate it is matched to is
+    left out (named in the caption).
     """
     notes: list[str] = []
-    pixels = load_image(Path(image_path))
-    img_name = Path(image_path).name
     if baselines is not None:
         classical = list(baselines)
     else:
         classical = [rs.name for rs in order_results(results) if rs.name in CLASSICAL_ORDER]
-    jobs = _learned_panels(results, img_name, pixels, notes) or [(t, []) for t in target_bpps]
     made: list[tuple[Path, str]] = []
-    for target, learned in jobs:
-        panels, unreachable = _classical_panels(classical, pixels, target, cache_dir, max_over, notes)
-        out = Path(out_dir) / f"visual_{Path(img_name).stem}_{target:.4f}bpp.png"
-        plot_visual([Panel("original", pixels), *learned, *panels], out, crop=crop,
-                    title=f"{img_name}, target {target:.4f} bpp")
-        box = "x, y, w, h = " + ", ".join(map(str, crop)) if crop else "centre 512×320"
-        caption = (f"{img_name} at {target:.4f} bpp (crop {box}); each classical codec at its "
-                   "highest rate not above the target (bisection on its quality knob).")
-        if unreachable:
-            caption += " Not shown, cannot get that low: " + ", ".join(unreachable) + "."
-        made.append((out, caption))
+    for image_path in image_paths:
+        pixels = load_image(Path(image_path))
+        img_name = Path(image_path).name
+        for target in target_bpps:
+            learned = _learned_panels(results, img_name, pixels, target, max_over, notes)
+            match = min((bpp for bpp, _ in learned), key=lambda b: abs(np.log(b / target)), default=target)
+            panels, unreachable = _classical_panels(classical, pixels, match, cache_dir, max_over, notes)
+            out = Path(out_dir) / f"visual_{Path(img_name).stem}_{target:.4f}bpp.png"
+            plot_visual([Panel("original", pixels), *(p for _, p in learned), *panels], out, crop=crop,
+                        title=f"{img_name}, about {target:g} bpp")
+            box = "x, y, w, h = " + ", ".join(map(str, crop)) if crop else "centre 512×320"
+            caption = (f"{img_name} at about {target:g} bpp (crop {box}): each learned model at its rate "
+                       f"point nearest {target:g} bpp for this image; each classical codec at its highest "
+                       f"rate not above {match:.4f} bpp (bisection on its quality knob).")
+            if unreachable:
+                caption += " Not shown, cannot get that low: " + ", ".join(unreachable) + "."
+            made.append((out, caption))
     return made, notes
