@@ -183,3 +183,14 @@ def test_visual_panels_pick_each_models_nearest_rate_and_code_again_without_stor
     made, notes = make_visuals([rs], [path], tmp_path / "vis3", target_bpps=[targets[1] * 100],
                                baselines=[], max_over=1.2)
     assert len(made) == 1 and notes == []  # no point near that rate: original only, no error
+    # results that name their model ids: the same model is shown even if the container grew a
+    # byte since (a later format version); another model is refused
+    ids = {v: f"{Codec.load(v).variant.model_id:06x}" for v in sizes}
+    rs.meta["models"] = [{"setting": v, "spec": v, "model_id": ids[v]} for v in sizes]
+    made, notes = make_visuals([rs], [path], tmp_path / "vis4", target_bpps=targets[1:], baselines=[],
+                               max_over=1.2)
+    assert notes == [] and f"not above {bpps[1]:.4f} bpp" in made[0][1]
+    rs.meta["models"][1]["model_id"] = "abcdef"
+    _, notes = make_visuals([rs], [path], tmp_path / "vis5", target_bpps=targets[1:], baselines=[],
+                            max_over=1.2)
+    assert len(notes) == 1 and "made by abcdef" in notes[0]

@@ -4,7 +4,8 @@ One figure per image and target rate. Each learned model (a results set with ``m
 metadata) shows its rate point whose file for this image is nearest the target (within
 ``max_over``); its pixels come from the bitstream the evaluation stored, or, when that folder is
 gone (another machine), from coding the image again with the installed model, accepted only if
-the file has exactly the recorded size. The classical codecs are matched by bisection on their
+it is the model the results name (model id) or, without a recorded id, if the file has exactly the
+recorded size. The classical codecs are matched by bisection on their
 quality knob to the rate of the learned panel nearest the target (their highest rate not above
 it). The matched bitstreams can be kept on disk so that regenerating the report does not bisect
 again.
@@ -49,27 +50,44 @@ def _stored_bitstream(rs: ResultSet, setting: str, image_name: str) -> bytes | N
     return path.read_bytes() if path.is_file() else None
 
 
+def _recorded_model_id(rs: ResultSet, setting: str) -> str | None:
+    """The model id (hex) the results recorded for ``setting``, if they did."""
+    for m in rs.meta.get("models") or []:
+        if isinstance(m, dict) and m.get("setting") == setting and m.get("model_id"):
+            return str(m["model_id"])
+    return None
+
+
 def _mrt_recon(rs: ResultSet, setting: str, image_name: str, pixels: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Reconstruction of one image by an evaluated MRT model, and its bpp.
 
-    From the stored bitstream, else by coding ``pixels`` again with the installed model named
-    ``setting``; either way the file must have the size the results recorded for this image.
-    ``None`` when there is neither (no stored file, model not installed).
+    From the stored bitstream, which must have the size the results recorded for this image;
+    else by coding ``pixels`` again with the installed model named ``setting``, which must be the
+    model the results name (same model id: same weights; the file may then differ from the
+    recorded one by container bytes of a later format version), or, when the results name no id,
+    make a file of the recorded size. ``None`` when there is neither (no stored file, model not
+    installed).
     """
     from mrt.codec import Codec, open_for  # noqa: PLC0415  (torch only when a panel is made)
     from mrt.errors import ModelError  # noqa: PLC0415
 
     recorded = [r.nbytes for r in rs.records if r.setting == setting and r.image == image_name]
     data = _stored_bitstream(rs, setting, image_name)
-    source = "stored bitstream"
-    if data is None:
+    if data is not None:
+        if recorded and recorded[0] != len(data):  # a later run wrote another file there
+            raise ValueError(f"stored bitstream has {len(data)} bytes, the results {recorded[0]}")
+    else:
         try:
-            data = Codec.load(setting).compress(pixels)
+            codec = Codec.load(setting)
         except ModelError:
             return None
-        source = f"file coded again with the installed {setting}"
-    if recorded and recorded[0] != len(data):  # another run or another model made that file
-        raise ValueError(f"{source} has {len(data)} bytes, the results {recorded[0]}")
+        want, have = _recorded_model_id(rs, setting), f"{codec.variant.model_id:06x}"
+        if want is not None and want != have:
+            raise ValueError(f"the installed {setting} is model {have}, the results were made by {want}")
+        data = codec.compress(pixels)
+        if want is None and recorded and recorded[0] != len(data):
+            raise ValueError(f"file coded again with the installed {setting} has {len(data)} bytes, "
+                             f"the results {recorded[0]}")
     rec = np.asarray(open_for(data).decompress(data))
     if rec.shape != pixels.shape:
         return None
