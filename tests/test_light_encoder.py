@@ -146,3 +146,24 @@ def test_stage2_encode_from_pixels_feeds_the_models_own_analysis() -> None:
     assert float(off.train()(Batch(pixels=pix, latents=latents), 0).total.detach()) != float(out.total.detach())
     with pytest.raises(AssertionError, match="encode_from_pixels needs"):
         on(Batch(pixels=None, latents=latents), 0)
+
+
+@pytest.mark.parametrize("train_encoder", [False, True])
+def test_stage2_trains_the_mrt_encoder_only_when_asked(train_encoder: bool) -> None:
+    """``train_encoder``: the pixel loss reaches the MRT encoder through LFQ's straight-through;
+    without it the encoder is frozen and gets no gradient. The analysis never does."""
+    from mrt.train.tasks import Stage2Task
+
+    torch.manual_seed(0)
+    task = Stage2Task(tiny_config(), TaskArgs(init_taef2=False, w_latent=1.0, w_rate=1.0, w_pixel=1.0,
+                                              train_encoder=train_encoder))
+    out = task.train()(Batch(pixels=torch.rand(2, 3, 64, 64), latents=torch.randn(2, 32, 8, 8)), 0)
+    out.total.backward()
+    enc = list(task.model.encoder.parameters())
+    assert all(p.requires_grad == train_encoder for p in enc)
+    grads = [p.grad for p in enc if p.grad is not None]
+    if train_encoder:
+        assert len(grads) == len(enc) and any(float(g.abs().sum()) > 0 for g in grads)
+    else:
+        assert grads == []
+    assert all(p.grad is None for p in task.model.analysis.parameters())

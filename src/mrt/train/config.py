@@ -122,6 +122,7 @@ class TaskArgs:
     k_choices: list[int] = field(default_factory=list)  # tokens per window sampled per step ([] = all)
     rate_steps: int = 0  # RCM steps evaluated per training step (0 = all; else a random subset, rescaled)
     train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
+    train_encoder: bool = False  # stage 2: fine-tune the MRT encoder too (the pixel, perceptual and latent gradients reach it through LFQ's straight-through; LFQ has no weights)
     encode_from_pixels: bool = False  # stage 2: the encoder reads the model's own (frozen) analysis of the crop, not the cached TAEF2 latent
     train_latent_decoder: bool = True  # stage 1: train the generator's latent decoder with the MRT
     rate_to_encoder: bool = False  # let the rate gradient reach the encoder (through LFQ's straight-through)

@@ -243,7 +243,8 @@ class Stage1Task(_CodecTask):
 
 
 class Stage2Task(_CodecTask):
-    """End-to-end fine-tuning of RCM, MRT decoder and pixel generator; encoder and LFQ frozen."""
+    """End-to-end fine-tuning of RCM, MRT decoder and pixel generator; the MRT encoder too with
+    ``train_encoder`` (frozen by default, as in stage 2 of the paper's reading)."""
 
     def __init__(self, cfg: MRTConfig, args: TaskArgs) -> None:
         super().__init__(cfg, args)
@@ -254,7 +255,7 @@ class Stage2Task(_CodecTask):
             load_pretrained_analysis(self.model.analysis, enc)
             self.model.generator.rgb_decoder.load_state_dict(dec.state_dict())
         self.model.analysis.requires_grad_(False)
-        self.model.encoder.requires_grad_(False)
+        self.model.encoder.requires_grad_(args.train_encoder)
         self.model.generator.rgb_decoder.requires_grad_(args.train_rgb_decoder)
         self.lpips, self.dists = _perceptual(args)
         self.disc = _discriminator(args)
@@ -271,7 +272,7 @@ class Stage2Task(_CodecTask):
             assert batch.pixels is not None, "task_args.encode_from_pixels needs data.with_pixels: true"
             with torch.no_grad():
                 source = self.model.analysis(batch.pixels).float()  # [B, 32, H/8, W/8]
-        out = self.model(source, k, with_pixels=pixel_terms, rate_steps=self.rate_steps(step), train_encoder=False)
+        out = self.model(source, k, with_pixels=pixel_terms, rate_steps=self.rate_steps(step), train_encoder=self.args.train_encoder)
         preview = self.preview_loss(out, batch)
         latent_mse = F.mse_loss(out.latent_pred.float(), latents)
         bpp = out.bpp
