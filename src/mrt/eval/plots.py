@@ -146,7 +146,7 @@ def plot_visual(
     cw, ch = min(cw, w - x0), min(ch, h - y0)
     plt = _pyplot()
     n = len(panels)
-    cols = min(n, 4)
+    cols = min(n, 5)  # original, two learned models, VVC, one more classical codec: one row
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(tile_inches * cols, (tile_inches * ch / cw + 0.55) * rows + 0.3),
                              dpi=max(100, int(cw / tile_inches)), squeeze=False)
