@@ -337,7 +337,7 @@ def main() -> int:
     if args.light:
         source = "OLD with a light RGB decoder, " + ("random weights" if args.light == "random" else f"distilled, {Path(args.light).name}")
     else:
-        source = f"{light.name}"
+        source = light.name
     block = report(args, rows, f"OLD = {shipped.name}, fp32; NEW = {source}")
     print(block)
     write_between_markers(Path(args.out), block)

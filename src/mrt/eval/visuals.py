@@ -76,6 +76,7 @@ def _mrt_recon(rs: ResultSet, setting: str, image_name: str, pixels: np.ndarray)
     if data is not None:
         if recorded and recorded[0] != len(data):  # a later run wrote another file there
             raise ValueError(f"stored bitstream has {len(data)} bytes, the results {recorded[0]}")
+        rec = np.asarray(open_for(data).decompress(data))
     else:
         try:
             codec = Codec.load(setting)
@@ -88,7 +89,7 @@ def _mrt_recon(rs: ResultSet, setting: str, image_name: str, pixels: np.ndarray)
         if want is None and recorded and recorded[0] != len(data):
             raise ValueError(f"file coded again with the installed {setting} has {len(data)} bytes, "
                              f"the results {recorded[0]}")
-    rec = np.asarray(open_for(data).decompress(data))
+        rec = np.asarray(codec.decompress(data))  # the codec that made it: no second model load
     if rec.shape != pixels.shape:
         return None
     return rec, bpp_of(len(data), pixels.shape[0], pixels.shape[1])

@@ -150,14 +150,15 @@ def init_from(task: nn.Module, source: str, use_ema: bool, log: Callable[[str], 
     sources = [s.strip() for s in source.split(",") if s.strip()]
     if not sources:
         raise MRTError(f"run.init_from names no source: {source!r}")
-    if len(sources) > 1:
-        for one in sources:
-            init_from(task, one, use_ema, log)
-        return
-    source = sources[0]
-    if source.endswith(".mrtm"):
-        _init_from_model_file(task, Path(source), log)
-        return
+    for one in sources:
+        if one.endswith(".mrtm"):
+            _init_from_model_file(task, Path(one), log)
+        else:
+            _init_from_checkpoint(task, one, use_ema, log)
+
+
+def _init_from_checkpoint(task: nn.Module, source: str, use_ema: bool, log: Callable[[str], None]) -> None:
+    """Initialise the task's matching tensors from a checkpoint file or run folder."""
     path = ck.resolve_checkpoint(source)
     src = ck.load_checkpoint(path)
     state = ck.task_weights(src, use_ema=use_ema)
