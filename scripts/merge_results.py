@@ -5,6 +5,9 @@ points) into one, e.g. a model family's file for ``mrt report``:
         -o docs/results/json/mrt-s2.json --name mrt-s2 --description "..."
 
 Writes the JSON and the per-image CSV beside it (``mrt.eval.schema.merge_results``).
+``--later-wins`` lets a later part replace an earlier part's rate point (a rerun with FID);
+``--rename soup-=mrt-s2-`` renames the settings of a model evaluated under a working name and
+released under another (same model ids: they do not depend on the name).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mrt.eval.schema import ResultSet, merge_results, write_csv
+from mrt.eval.schema import ResultSet, merge_results, rename_settings, write_csv
 
 
 def main() -> int:
@@ -21,8 +24,16 @@ def main() -> int:
     ap.add_argument("-o", "--out", type=Path, required=True, help="merged results JSON")
     ap.add_argument("--name", required=True, help="name of the merged result set")
     ap.add_argument("--description", default="")
+    ap.add_argument("--later-wins", action="store_true", help="a setting in several parts comes from the last one")
+    ap.add_argument("--rename", default=None, metavar="OLD=NEW", help="replace the setting prefix OLD by NEW")
     args = ap.parse_args()
-    merged = merge_results([ResultSet.read_json(p) for p in args.parts], args.name, args.description)
+    parts = [ResultSet.read_json(p) for p in args.parts]
+    if args.rename:
+        old, sep, new = args.rename.partition("=")
+        if not sep or not old:
+            ap.error("--rename takes OLD=NEW")
+        parts = [rename_settings(rs, old, new) for rs in parts]
+    merged = merge_results(parts, args.name, args.description, later_wins=args.later_wins)
     merged.write_json(args.out)
     write_csv(merged.records, args.out.with_suffix(".csv"))
     for p in merged.sorted_points():

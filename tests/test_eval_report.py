@@ -12,7 +12,16 @@ from PIL import Image
 
 from mrt.eval.report import bd_table, generate_report, interpolate_at
 from mrt.eval.visuals import make_visuals
-from mrt.eval.schema import ImageRecord, RatePoint, ResultSet, ResultsError, aggregate, load_results, merge_results
+from mrt.eval.schema import (
+    ImageRecord,
+    RatePoint,
+    ResultSet,
+    ResultsError,
+    aggregate,
+    load_results,
+    merge_results,
+    rename_settings,
+)
 
 
 def _curve(name: str, scale: float, with_perceptual: bool = True) -> ResultSet:
@@ -149,6 +158,22 @@ def test_merge_results_joins_rate_points_and_refuses_duplicates() -> None:
         merge_results([part("k8", 0.01), part("k8", 0.02)], "m")
     with pytest.raises(ResultsError, match="nothing"):
         merge_results([], "m")
+    # a rerun of one point (say with FID) replaces the first run's point, records and model entry
+    again = part("k8", 0.03)
+    again.points[0].fid = 99.0
+    later = merge_results([part("k8", 0.01), part("k32", 0.04), again], "m", later_wins=True)
+    assert [(p.setting, p.bpp, p.fid) for p in later.sorted_points()] == [("k8", 0.03, 99.0), ("k32", 0.04, None)]
+    assert [r.bpp for r in later.records] == [0.04, 0.03] and len(later.meta["models"]) == 2
+
+
+def test_rename_settings_moves_a_working_name_to_the_released_one() -> None:
+    rec = ImageRecord(codec="soup", setting="soup-k8", image="a.png", height=8, width=8, nbytes=1, bpp=0.1)
+    rs = ResultSet(name="soup", description="d", points=[aggregate([rec], "soup-k8")], records=[rec],
+                   meta={"models": [{"setting": "soup-k8", "spec": "runs/soup.mrtm#soup-k8", "model_id": "70e800"}]})
+    out = rename_settings(rs, "soup-", "mrt-s2-")
+    assert [p.setting for p in out.points] == ["mrt-s2-k8"] and [r.setting for r in out.records] == ["mrt-s2-k8"]
+    assert out.meta["models"] == [{"setting": "mrt-s2-k8", "spec": "runs/soup.mrtm#soup-k8", "model_id": "70e800"}]
+    assert rs.points[0].setting == "soup-k8"  # the input is left as it was
 
 
 def test_visual_panels_pick_each_models_nearest_rate_and_code_again_without_stored_files(

@@ -12,7 +12,7 @@ from torch import nn
 from _synthetic import synthetic_items
 from conftest import tiny_config
 from mrt.errors import ConfigError
-from mrt.models.codec_model import HALO, TILE, MRTCodecModel, apply_tiled, tile_side
+from mrt.models.codec_model import HALO, TILE, MRTCodecModel, apply_tiled, tile_halo, tile_side
 from mrt.models.config import MRTConfig, TargetConfig, canonical_json
 from mrt.models.generator import PixelGenerator
 from mrt.models.light_decoder import LightDecoder, conv_macs
@@ -128,3 +128,49 @@ def test_distillation_refuses_a_model_config_that_is_not_the_teachers(tmp_path: 
     tree["model"]["target"]["pixel_generator"] = "taef2"
     with pytest.raises(ConfigError, match="light"):
         build_distill_task(TrainConfig.from_dict(tree))
+
+
+def test_light_blocks_are_a_config_choice_whose_default_keeps_ids() -> None:
+    """``target.light_blocks`` sizes the light decoder; at its default the canonical JSON (and so
+    every released model id) is unchanged; bad counts are refused."""
+    from mrt.models.config import DEFAULT_LIGHT_BLOCKS
+    from mrt.models.light_decoder import LightSpec
+
+    assert DEFAULT_LIGHT_BLOCKS == LightSpec().blocks
+    default = MRTConfig(target=TargetConfig(pixel_generator="light"))
+    assert "light_blocks" not in default.to_dict()["target"]
+    deeper = MRTConfig.from_dict({**default.to_dict(), "target": {"pixel_generator": "light", "light_blocks": [3, 2, 3]}})
+    assert deeper.target.light_blocks == (3, 2, 3) and deeper.to_dict()["target"]["light_blocks"] == (3, 2, 3)
+    assert MRTConfig.from_dict(deeper.to_dict()) == deeper
+    net = PixelGenerator(deeper.target).rgb_decoder
+    assert isinstance(net, LightDecoder) and len(net.level2) == 3 and len(net.level8) == 3
+    for bad in ([3, 2], [3, -1, 1], [3, 2, 17]):
+        with pytest.raises(ConfigError, match="light_blocks"):
+            TargetConfig(pixel_generator="light", light_blocks=tuple(bad))  # type: ignore[arg-type]
+
+
+def test_deeper_light_decoder_starts_as_the_one_it_grows_from_and_tiles_with_a_wider_halo() -> None:
+    """Blocks added to a trained light decoder start as the identity (their last conv is zero), so
+    loading the smaller decoder's weights gives the same pixels; the wider reach gets a wider halo."""
+    from mrt.models.light_decoder import LightSpec
+
+    small = _busy_light_decoder(2)
+    torch.manual_seed(3)
+    deep = LightDecoder(LightSpec(blocks=(3, 2, 3))).eval()
+    missing, unexpected = deep.load_state_dict(small.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(k.startswith(("level2.1.", "level2.2.")) for k in missing)
+    latent = torch.randn(1, 32, 9, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(latent), small(latent))
+    assert small.halo == HALO == 64 and deep.spec.receptive_radius == 60 and deep.halo == 80
+    deep = LightDecoder(LightSpec(blocks=(3, 2, 3))).eval()
+    for m in deep.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, 0.0, 0.5 / (m.in_channels * m.kernel_size[0] * m.kernel_size[1]) ** 0.5)
+    latent = torch.randn(1, 32, 136, 70)
+    with torch.no_grad():
+        whole = deep(latent)
+        tiled = apply_tiled(deep, latent, 8, 8, tile_side(deep), tile_halo(deep))
+        torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+        narrow = apply_tiled(deep, latent, 8, 8, tile_side(deep), 32)  # a margin short of its reach shows
+        assert (narrow - whole).abs().max() > 1e-4

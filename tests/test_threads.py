@@ -90,16 +90,18 @@ def test_one_thread_restores_the_setting_after_an_error() -> None:
         torch.set_num_threads(before)
 
 
-def test_latent_decoder_of_a_large_image_is_the_same_with_one_and_two_threads() -> None:
+@pytest.mark.parametrize("latent_up", ["shuffle", "resize"])
+def test_latent_decoder_of_a_large_image_is_the_same_with_one_and_two_threads(latent_up: str) -> None:
     """Above TILE_PIXELS the decoder runs the latent decoder with the caller's threads; its 1x1
-    convolutions add their bias after (``pointwise``) so that the latent stays the same."""
+    convolutions add their bias after (``pointwise``) so that the latent stays the same (with
+    either upsampling, ``target.latent_up``)."""
     from mrt.models.codec_model import TILE_PIXELS
     from mrt.models.config import TargetConfig
     from mrt.models.generator import LatentDecoder
     from mrt.models.threads import pointwise
 
     torch.manual_seed(0)
-    dec = LatentDecoder(TargetConfig()).eval()
+    dec = LatentDecoder(TargetConfig(latent_up=latent_up)).eval()  # type: ignore[arg-type]
     for m in dec.modules():  # non-zero residual branches (conv2 starts at zero)
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.normal_(m.weight, std=0.05)

@@ -278,6 +278,31 @@ def test_checkpoints_name_the_revision_the_run_started_from(tmp_path: Path, monk
     assert [ck.load_checkpoint(p)["git_rev"] for p in saved] == ["rev0", "rev0"]
 
 
+def test_average_checkpoints_mixes_the_ema_weights_and_refuses_what_does_not_mix(tmp_path: Path) -> None:
+    a = train(_cfg(tmp_path / "a", steps=6), task_factory=TOY, items=ITEMS)
+    b = train(_cfg(tmp_path / "b", steps=9, seed=1), task_factory=TOY, items=ITEMS)
+    wa = ck.task_weights(ck.load_checkpoint(a))["enc.weight"]
+    wb = ck.task_weights(ck.load_checkpoint(b))["enc.weight"]
+    assert not torch.allclose(wa, wb)
+    soup = ck.load_checkpoint(ck.average_checkpoints([a, b], tmp_path / "soup.pt", [0.25, 0.75], prefix="enc."))
+    torch.testing.assert_close(soup["task_state"]["enc.weight"], 0.25 * wa + 0.75 * wb)
+    assert set(soup["task_state"]) == {"enc.weight", "enc.bias"} and soup["ema_state"] is None
+    assert soup["average"]["weights"] == [0.25, 0.75] and soup["step"] == 6
+    assert "optimizer" not in soup and soup["config"] == ck.load_checkpoint(a)["config"]
+    even = ck.load_checkpoint(ck.average_checkpoints([a, b], tmp_path / "even.pt", prefix="enc."))
+    torch.testing.assert_close(even["task_state"]["enc.weight"], 0.5 * (wa + wb))
+    with pytest.raises(MRTError, match="summing to 1"):
+        ck.average_checkpoints([a, b], tmp_path / "x.pt", [0.5, 0.6])
+    with pytest.raises(MRTError, match="one non-negative weight per source"):
+        ck.average_checkpoints([a, b], tmp_path / "x.pt", [1.0])
+    with pytest.raises(MRTError, match="no source"):
+        ck.average_checkpoints([], tmp_path / "x.pt")
+    other = ck.slim_checkpoint(b, tmp_path / "enc_only.pt", prefix="enc.w")  # a different set of tensors
+    with pytest.raises(MRTError, match="does not have the tensors"):
+        ck.average_checkpoints([a, other], tmp_path / "x.pt", prefix="enc.")
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_slim_checkpoint_releases_but_does_not_resume(tmp_path: Path) -> None:
     path = train(_cfg(tmp_path / "r", steps=6), task_factory=TOY, items=ITEMS)
     full = ck.load_checkpoint(path)

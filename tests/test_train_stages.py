@@ -86,6 +86,18 @@ def test_stages_learn_and_release(tmp_path: Path) -> None:
     assert np.array_equal(codec.decompress(data), codec.reconstruct(img))
     # releasing again over an existing file needs --force
     assert main(["release", str(s2), "-o", str(model_file), "--name", "fam", "--tokens", "4,8"]) != 0
+    # a model soup (here the run's checkpoint mixed with itself) releases too, and says what it mixed
+    import json
+
+    from mrt.models.modelfile import load_model_file
+    from mrt.train.checkpoint import average_checkpoints
+
+    ckpts = sorted((s2 / "checkpoints").glob("*.pt"))[-1:] * 2
+    soup = average_checkpoints(ckpts, tmp_path / "soup.pt")
+    assert main(["release", str(soup), "-o", str(tmp_path / "soup.mrtm"), "--name", "soup", "--tokens", "8"]) == 0
+    _, info, _ = load_model_file(tmp_path / "soup.mrtm")
+    mixed = json.loads(info.provenance)["average"]
+    assert mixed["sources"] == [str(p) for p in ckpts] and mixed["weights"] == [0.5, 0.5]
 
 
 @pytest.mark.slow

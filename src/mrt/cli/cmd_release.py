@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         "train_config": config,
         "ema": not args.no_ema,
     }
+    for derived in ("average", "slim"):  # a model soup's sources and weights, a slim copy's source
+        if ckpt.get(derived):
+            provenance[derived] = ckpt[derived]
     license_text = Path(args.license_file).read_text() if args.license_file else ""
     variants = {f"{args.name}-k{k}": k for k in tokens}
     info = save_model_file(

@@ -242,23 +242,49 @@ class ResultSet:
             raise ResultsError(f"{path}: not in the results schema ({exc})") from exc
 
 
-def merge_results(parts: Sequence[ResultSet], name: str, description: str = "") -> ResultSet:
+def merge_results(parts: Sequence[ResultSet], name: str, description: str = "", later_wins: bool = False) -> ResultSet:
     """One result set from several (say, the rate points of one model family evaluated by
     parallel processes): their points and records (renamed to codec ``name``), ``meta`` of the
-    first with the ``models`` lists joined. Fails when two parts hold the same setting."""
+    first with the ``models`` lists joined. Fails when two parts hold the same setting, unless
+    ``later_wins``: then a setting is taken (point, records and model entry) from the last part
+    that holds it (e.g. a rerun of two rate points with FID over a first run without it)."""
     if not parts:
         raise ResultsError("nothing to merge")
     settings = [p.setting for rs in parts for p in rs.points]
     dup = sorted({s for s in settings if settings.count(s) > 1})
-    if dup:
+    if dup and not later_wins:
         raise ResultsError(f"settings in more than one result set: {', '.join(dup)}")
+    owner = {p.setting: i for i, rs in enumerate(parts) for p in rs.points}  # the last part wins
     meta = dict(parts[0].meta)
-    models = [m for rs in parts for m in rs.meta.get("models", [])]
+    models = [m for i, rs in enumerate(parts) for m in rs.meta.get("models", []) if owner.get(_model_setting(m), i) == i]
     if models:
         meta["models"] = models
     return ResultSet(name=name, description=description or parts[0].description, meta=meta,
-                     points=[p for rs in parts for p in rs.points],
-                     records=[replace(r, codec=name) for rs in parts for r in rs.records])
+                     points=[p for i, rs in enumerate(parts) for p in rs.points if owner[p.setting] == i],
+                     records=[replace(r, codec=name) for i, rs in enumerate(parts) for r in rs.records
+                              if owner.get(r.setting) == i])
+
+
+def _model_setting(entry: Any) -> str:
+    """The setting a ``meta["models"]`` entry describes (a dict with ``setting``, or the name itself)."""
+    return str(entry.get("setting")) if isinstance(entry, dict) else str(entry)
+
+
+def rename_settings(rs: ResultSet, old: str, new: str) -> ResultSet:
+    """``rs`` with every setting that starts with ``old`` starting with ``new`` instead (points,
+    records and ``meta["models"]``): the results of a model evaluated under a working name, then
+    released under another with the same model ids (the ids do not depend on the name)."""
+
+    def ren(setting: str) -> str:
+        return new + setting[len(old):] if setting.startswith(old) else setting
+
+    models = []
+    for m in rs.meta.get("models", []):
+        models.append({**m, "setting": ren(str(m.get("setting")))} if isinstance(m, dict) else ren(str(m)))
+    meta = {**rs.meta, "models": models} if "models" in rs.meta else dict(rs.meta)
+    return ResultSet(name=rs.name, description=rs.description, meta=meta,
+                     points=[replace(p, setting=ren(p.setting)) for p in rs.points],
+                     records=[replace(r, setting=ren(r.setting)) for r in rs.records])
 
 
 def write_csv(records: Iterable[ImageRecord], path: Path) -> None:

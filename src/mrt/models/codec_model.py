@@ -38,17 +38,29 @@ def tile_side(net: nn.Module) -> int:
     return int(getattr(net, "tile_side", TILE))
 
 
+def tile_halo(net: nn.Module) -> int:
+    """Tiling margin for ``net`` in pixels: its ``halo`` attribute (a light decoder with more blocks
+    than the default reaches further), else ``HALO``."""
+    return int(getattr(net, "halo", HALO))
+
+
 def apply_tiled(
-    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float, unit: int, tile: int = TILE
+    net: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    scale: float,
+    unit: int,
+    tile: int = TILE,
+    halo: int = HALO,
 ) -> torch.Tensor:
     """Run a fully-convolutional ``net`` (output size = input size * scale) on overlapping tiles.
 
     ``x``: [B, C, H, W]; ``unit``: input pixels per TILE-pixel of image space (1 for pixels, 8
-    for the 1/8 latent). Tiles are ``tile`` x ``tile`` image pixels with a HALO margin of context
-    that is cut off after the net; the result depends only on the input and the tile side.
+    for the 1/8 latent). Tiles are ``tile`` x ``tile`` image pixels with a ``halo``-pixel margin of
+    context that is cut off after the net; the result depends only on the input, the tile side and
+    the halo.
     """
     b, _, h, w = x.shape
-    t, m = tile // unit, HALO // unit
+    t, m = tile // unit, halo // unit
     rows = []
     for y0 in range(0, h, t):
         cols = []
@@ -109,7 +121,8 @@ class ImageCodecModel(nn.Module):
         """TAEF2 latent [B, 32, h, w] -> RGB [B, 3, 8h, 8w] (unclamped), tiled when large."""
         net = planned(self.generator.rgb_decoder, self.conv_plan)
         if latent.shape[-1] * latent.shape[-2] * LATENT_STRIDE**2 > TILE_PIXELS:
-            return apply_tiled(net, latent, LATENT_STRIDE, LATENT_STRIDE, tile_side(self.generator.rgb_decoder))
+            rgb = self.generator.rgb_decoder
+            return apply_tiled(net, latent, LATENT_STRIDE, LATENT_STRIDE, tile_side(rgb), tile_halo(rgb))
         return net(latent)
 
     def geometry(self, height: int, width: int) -> Geometry:

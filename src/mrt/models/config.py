@@ -8,9 +8,9 @@ a list position or dict order.
 ``kind`` says which network a config builds (``mrt.models.modelfile.build_codec_model``):
 ``"mrt"`` (the 1-D token codec) or ``"latent2d"`` (the 2-D latent codec of
 ``mrt.models.latent2d``, which reuses ``window``, ``n_tokens``, ``token_bits``, ``rcm`` and
-``target`` with the meanings given in :class:`MRTConfig`). ``kind``, ``analysis`` and ``rcm.context`` are left
-out of the canonical JSON at their defaults, so configs written before they existed keep their JSON and
-model ids.
+``target`` with the meanings given in :class:`MRTConfig`). ``kind``, ``analysis``, ``rcm.context``,
+``target.light_blocks`` and ``target.latent_up`` are left out of the canonical JSON at their defaults, so configs
+written before they existed keep their JSON and model ids.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ Context = Literal["scctx", "factorized"]
 DEFAULT_CONTEXT = "scctx"
 Analysis = Literal["taef2", "light"]
 DEFAULT_ANALYSIS = "taef2"
+DEFAULT_LIGHT_BLOCKS = (3, 2, 1)  # mrt.models.light_decoder.LightSpec().blocks
+LatentUp = Literal["shuffle", "resize"]
+DEFAULT_LATENT_UP = "shuffle"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,18 @@ class TargetConfig:
     dim: int = 128
     depth: int = 2
     pixel_generator: Literal["taef2", "scratch", "light"] = "taef2"  # light: mrt.models.light_decoder
+    # residual blocks of the light RGB decoder at 1/8, 1/4 and 1/2 resolution (pixel_generator: light)
+    light_blocks: tuple[int, int, int] = DEFAULT_LIGHT_BLOCKS
+    # the latent decoder's 1/16 -> 1/8 upsampling: "shuffle" (1x1 conv + pixel shuffle: each code
+    # cell writes its own 2x2 pattern, which uncertain codes turn into a 16-px periodic texture) or
+    # "resize" (nearest upsampling + 3x3 conv: a constant input stays constant)
+    latent_up: LatentUp = DEFAULT_LATENT_UP
+
+    def __post_init__(self) -> None:
+        if self.latent_up not in ("shuffle", "resize"):
+            raise ConfigError(f"unknown target.latent_up {self.latent_up!r} (shuffle, resize)")
+        if len(self.light_blocks) != 3 or not all(0 <= b <= 16 for b in self.light_blocks):
+            raise ConfigError(f"target.light_blocks must be three block counts in 0..16, got {self.light_blocks}")
 
 
 @dataclass(frozen=True)
@@ -140,8 +155,8 @@ class MRTConfig:
         return self.token_bits // self.rcm.groups
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict; ``kind``, ``analysis`` and ``rcm.context`` are left out at their
-        defaults (keeps older canonical JSON and ids)."""
+        """Plain nested dict; ``kind``, ``analysis``, ``rcm.context``, ``target.light_blocks`` and
+        ``target.latent_up`` are left out at their defaults (keeps older canonical JSON and ids)."""
         d = dataclasses.asdict(self)
         if d["kind"] == DEFAULT_KIND:
             del d["kind"]
@@ -149,6 +164,10 @@ class MRTConfig:
             del d["analysis"]
         if d["rcm"]["context"] == DEFAULT_CONTEXT:
             del d["rcm"]["context"]
+        if tuple(d["target"]["light_blocks"]) == DEFAULT_LIGHT_BLOCKS:
+            del d["target"]["light_blocks"]
+        if d["target"]["latent_up"] == DEFAULT_LATENT_UP:
+            del d["target"]["latent_up"]
         return d
 
     @classmethod

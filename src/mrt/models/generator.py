@@ -15,7 +15,7 @@ from torch import nn
 
 from mrt.blocks.lfq import LFQ, LFQOutput
 from mrt.models.config import TargetConfig
-from mrt.models.light_decoder import LightDecoder
+from mrt.models.light_decoder import LightDecoder, LightSpec
 from mrt.models.taef2 import LATENT_CHANNELS, TAEF2Decoder
 from mrt.models.threads import pointwise
 
@@ -59,7 +59,11 @@ class LatentDecoder(nn.Module):
         c = cfg.dim
         self.stem = nn.Conv2d(cfg.bits, c, 1)
         self.blocks1 = nn.Sequential(*[ResBlock2d(c) for _ in range(cfg.depth)])
-        self.up = nn.Sequential(nn.Conv2d(c, 4 * c, 1), nn.PixelShuffle(2))
+        self.resize = cfg.latent_up == "resize"
+        if self.resize:  # resize-convolution: no per-cell pattern (Odena et al. 2016, checkerboard artifacts)
+            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1))
+        else:
+            self.up = nn.Sequential(nn.Conv2d(c, 4 * c, 1), nn.PixelShuffle(2))
         self.blocks2 = nn.Sequential(*[ResBlock2d(c) for _ in range(cfg.depth)])
         self.out = nn.Sequential(nn.GroupNorm(8, c), nn.GELU(), nn.Conv2d(c, LATENT_CHANNELS, 3, padding=1))
 
@@ -67,8 +71,27 @@ class LatentDecoder(nn.Module):
         # 1x1 convolutions with the bias added after (``pointwise``): with the GroupNorms and 3x3
         # convolutions, the decoded latent of a large image is then the same for any thread count
         x = self.blocks1(pointwise(self.stem, codes))
-        x = self.up[1](pointwise(self.up[0], x))  # [B, 4c, h, w] -> [B, c, 2h, 2w]
+        if self.resize:
+            x = self.up(x)  # [B, c, h, w] -> [B, c, 2h, 2w]
+        else:
+            x = self.up[1](pointwise(self.up[0], x))  # [B, 4c, h, w] -> [B, c, 2h, 2w]
         return self.out(self.blocks2(x))
+
+    @torch.no_grad()
+    def upgrade_state(self, prefix: str, state: dict[str, torch.Tensor]) -> None:
+        """Let a resize decoder start from a shuffle decoder's weights (``mrt.train.checkpoint.load_matching``):
+        the 3x3 conv's centre tap becomes the mean of the four sub-position 1x1 maps (so a constant
+        input gives the mean of the 2x2 pattern the shuffle decoder wrote), the other taps zero."""
+        old_w, old_b = f"{prefix}up.0.weight", f"{prefix}up.0.bias"
+        if not self.resize or old_w not in state or f"{prefix}up.1.weight" in state:
+            return
+        w = state.pop(old_w)  # [4c, c, 1, 1]; pixel shuffle reads output channel o*4 + sub-position
+        c = w.shape[1]
+        conv = torch.zeros(c, c, 3, 3, dtype=w.dtype)
+        conv[:, :, 1, 1] = w[:, :, 0, 0].reshape(c, 4, c).mean(1)
+        state[f"{prefix}up.1.weight"] = conv
+        if old_b in state:
+            state[f"{prefix}up.1.bias"] = state.pop(old_b).reshape(c, 4).mean(1)
 
 
 class PixelGenerator(nn.Module):
@@ -77,7 +100,9 @@ class PixelGenerator(nn.Module):
     def __init__(self, cfg: TargetConfig) -> None:
         super().__init__()
         self.latent_decoder = LatentDecoder(cfg)
-        self.rgb_decoder: nn.Module = LightDecoder() if cfg.pixel_generator == "light" else TAEF2Decoder()
+        self.rgb_decoder: nn.Module = (
+            LightDecoder(LightSpec(blocks=cfg.light_blocks)) if cfg.pixel_generator == "light" else TAEF2Decoder()
+        )
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         return self.rgb_decoder(self.latent_decoder(codes))

@@ -10,7 +10,7 @@ Fully convolutional, with no normalisation across space, so that tiling (``apply
 only needs a halo as large as the receptive field: the convolutions of the default spec reach
 ``LightSpec.receptive_radius`` = 56 px, so an output pixel depends on the latent cells within
 63 px of it (the cell grid adds up to 7 px), and the codec's 64-px HALO gives tiled decoding the
-untiled result (tested).
+untiled result (tested). A spec with more blocks asks for a wider margin (``LightSpec.halo``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ class LightSpec:
             convs = n_blocks + 1 + (1 if level == 0 else 0)  # blocks + the upsampling conv (+ stem)
             radius += convs * scale
         return radius
+
+    @property
+    def halo(self) -> int:
+        """Tiling margin in pixels (multiple of 16) that holds every latent cell an output pixel
+        depends on (radius + 7 px): 64 for the default spec."""
+        return -(-(self.receptive_radius + 8) // 16) * 16
 
 
 DEFAULT_SPEC = LightSpec()
@@ -84,6 +90,7 @@ class LightDecoder(nn.Module):
     def __init__(self, spec: LightSpec = DEFAULT_SPEC) -> None:
         super().__init__()
         self.spec = spec
+        self.halo = spec.halo  # the codec's tiling margin for this network (mrt.models.codec_model.tile_halo)
         c8, c4, c2 = spec.channels
         self.clamp = SoftClamp()
         self.stem = nn.Conv2d(LATENT_CHANNELS, c8, 3, padding=1)

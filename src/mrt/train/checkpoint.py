@@ -22,6 +22,7 @@ import hashlib
 import random
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,45 @@ def slim_checkpoint(
     return save_checkpoint(dst, payload)
 
 
+def average_checkpoints(
+    sources: Sequence[str | Path],
+    dst: str | Path,
+    weights: Sequence[float] | None = None,
+    prefix: str = "model.",
+    use_ema: bool = True,
+) -> Path:
+    """Write a weights-only checkpoint whose tensors under ``prefix`` are the weighted mean of the
+    sources' (EMA) tensors: a "model soup" of fine-tunings that share a start (Wortsman et al.,
+    ICML 2022). The sources must be of the same task with the same tensor names and shapes; the
+    first one's config, step and git revision are kept, and ``average`` records what was mixed.
+    ``mrt release`` and ``run.init_from`` accept the result, like a slim checkpoint."""
+    if not sources:
+        raise MRTError("average_checkpoints: no source checkpoint")
+    w = [1.0 / len(sources)] * len(sources) if weights is None else [float(x) for x in weights]
+    if len(w) != len(sources) or any(x < 0 for x in w) or abs(sum(w) - 1.0) > 1e-6:
+        raise MRTError(f"average_checkpoints: need one non-negative weight per source, summing to 1 (got {list(w)})")
+    ckpts = [load_checkpoint(p) for p in sources]
+    tasks = {c.get("task") for c in ckpts}
+    if len(tasks) != 1:
+        raise MRTError(f"average_checkpoints: sources of different tasks {sorted(map(str, tasks))}")
+    states = [{k: v for k, v in task_weights(c, use_ema=use_ema).items() if k.startswith(prefix)} for c in ckpts]
+    first = states[0]
+    for p, st in zip(sources[1:], states[1:]):
+        if st.keys() != first.keys() or any(st[k].shape != first[k].shape for k in first):
+            raise MRTError(f"average_checkpoints: {p} does not have the tensors of {sources[0]}")
+    mixed: dict[str, Tensor] = {}
+    for k, v in first.items():
+        if v.is_floating_point():
+            mixed[k] = sum(wi * st[k].double() for wi, st in zip(w, states)).to(v.dtype)  # type: ignore[union-attr]
+        else:
+            mixed[k] = v.clone()  # integer buffers (counters) are taken from the first source
+    payload = {k: v for k, v in ckpts[0].items() if k not in _SLIM_DROP}
+    payload["task_state"] = mixed
+    payload["ema_state"] = None
+    payload["average"] = {"sources": [str(resolve_checkpoint(p)) for p in sources], "weights": w, "ema": use_ema}
+    return save_checkpoint(dst, payload)
+
+
 @dataclass
 class LoadReport:
     """What :func:`load_matching` did: loaded keys and the keys it could not match."""
@@ -259,7 +299,15 @@ class LoadReport:
 
 @torch.no_grad()
 def load_matching(module: nn.Module, state: dict[str, Tensor]) -> LoadReport:
-    """Load every tensor of ``state`` whose name and shape exist in ``module`` (non-strict)."""
+    """Load every tensor of ``state`` whose name and shape exist in ``module`` (non-strict).
+
+    A submodule with an ``upgrade_state(prefix, state)`` method first rewrites the tensors of an
+    older layout of itself (e.g. ``mrt.models.generator.LatentDecoder``)."""
+    state = dict(state)
+    for name, sub in module.named_modules():
+        upgrade = getattr(sub, "upgrade_state", None)
+        if callable(upgrade):
+            upgrade(f"{name}." if name else "", state)
     own = module.state_dict()
     report = LoadReport()
     usable: dict[str, Tensor] = {}
