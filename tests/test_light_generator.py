@@ -15,17 +15,17 @@ from mrt.errors import ConfigError
 from mrt.models.codec_model import HALO, TILE, MRTCodecModel, apply_tiled, tile_halo, tile_side
 from mrt.models.config import MRTConfig, TargetConfig, canonical_json
 from mrt.models.generator import PixelGenerator
-from mrt.models.light_decoder import LightDecoder, conv_macs
+from mrt.models.light_decoder import DEFAULT_SPEC, LightDecoder, LightSpec, conv_macs
 from mrt.models.modelfile import save_model_file
 from mrt.models.taef2 import TAEF2Decoder
 from mrt.train.config import TrainConfig
 from mrt.train.loop import train
 
 
-def _busy_light_decoder(seed: int = 0) -> LightDecoder:
+def _busy_light_decoder(seed: int = 0, spec: LightSpec = DEFAULT_SPEC) -> LightDecoder:
     """A light decoder whose residual blocks are not the identity (their last conv starts at zero)."""
     torch.manual_seed(seed)
-    net = LightDecoder()
+    net = LightDecoder(spec)
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.normal_(m.weight, 0.0, 0.5 / (m.in_channels * m.kernel_size[0] * m.kernel_size[1]) ** 0.5)
@@ -134,7 +134,6 @@ def test_light_blocks_are_a_config_choice_whose_default_keeps_ids() -> None:
     """``target.light_blocks`` sizes the light decoder; at its default the canonical JSON (and so
     every released model id) is unchanged; bad counts are refused."""
     from mrt.models.config import DEFAULT_LIGHT_BLOCKS
-    from mrt.models.light_decoder import LightSpec
 
     assert DEFAULT_LIGHT_BLOCKS == LightSpec().blocks
     default = MRTConfig(target=TargetConfig(pixel_generator="light"))
@@ -152,8 +151,6 @@ def test_light_blocks_are_a_config_choice_whose_default_keeps_ids() -> None:
 def test_deeper_light_decoder_starts_as_the_one_it_grows_from_and_tiles_with_a_wider_halo() -> None:
     """Blocks added to a trained light decoder start as the identity (their last conv is zero), so
     loading the smaller decoder's weights gives the same pixels; the wider reach gets a wider halo."""
-    from mrt.models.light_decoder import LightSpec
-
     small = _busy_light_decoder(2)
     torch.manual_seed(3)
     deep = LightDecoder(LightSpec(blocks=(3, 2, 3))).eval()
@@ -163,10 +160,7 @@ def test_deeper_light_decoder_starts_as_the_one_it_grows_from_and_tiles_with_a_w
     with torch.no_grad():
         torch.testing.assert_close(deep(latent), small(latent))
     assert small.halo == HALO == 64 and deep.spec.receptive_radius == 60 and deep.halo == 80
-    deep = LightDecoder(LightSpec(blocks=(3, 2, 3))).eval()
-    for m in deep.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.normal_(m.weight, 0.0, 0.5 / (m.in_channels * m.kernel_size[0] * m.kernel_size[1]) ** 0.5)
+    deep = _busy_light_decoder(4, LightSpec(blocks=(3, 2, 3)))
     latent = torch.randn(1, 32, 136, 70)
     with torch.no_grad():
         whole = deep(latent)

@@ -90,7 +90,6 @@ class LightDecoder(nn.Module):
     def __init__(self, spec: LightSpec = DEFAULT_SPEC) -> None:
         super().__init__()
         self.spec = spec
-        self.halo = spec.halo  # the codec's tiling margin for this network (mrt.models.codec_model.tile_halo)
         c8, c4, c2 = spec.channels
         self.clamp = SoftClamp()
         self.stem = nn.Conv2d(LATENT_CHANNELS, c8, 3, padding=1)
@@ -100,6 +99,11 @@ class LightDecoder(nn.Module):
         self.up2 = nn.Sequential(ShuffleUp(c4, c2), nn.ReLU())
         self.level2 = nn.Sequential(*[LightBlock(c2, spec.expand[2]) for _ in range(spec.blocks[2])])
         self.to_rgb = ShuffleUp(c2, 3)  # each 1/2-resolution cell writes its 2x2 RGB block
+
+    @property
+    def halo(self) -> int:
+        """The codec's tiling margin for this network (``mrt.models.codec_model.tile_halo``)."""
+        return self.spec.halo
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         x = self.level8(self.stem(self.clamp(latent)))  # [B, c8, h, w]

@@ -205,6 +205,17 @@ def export_weights(path: str | Path, use_ema: bool = True, prefix: str = "") -> 
 _SLIM_DROP = ("optimizer", "scheduler", "rng", "ema_state", "replica_sha256")
 
 
+def _weights_only(ckpt: dict[str, Any], state: dict[str, Tensor], **derived: Any) -> dict[str, Any]:
+    """A checkpoint payload that keeps ``ckpt``'s config, step, git revision and timing with
+    ``state`` as its task weights and no optimizer, RNG or EMA (it releases, it does not resume);
+    ``derived`` says how it was made (``slim``, ``average``)."""
+    payload = {k: v for k, v in ckpt.items() if k not in _SLIM_DROP}
+    payload["task_state"] = state
+    payload["ema_state"] = None
+    payload.update(derived)
+    return payload
+
+
 def slim_checkpoint(
     src: str | Path,
     dst: str | Path,
@@ -222,14 +233,11 @@ def slim_checkpoint(
     """
     ckpt = load_checkpoint(src)
     state = task_weights(ckpt, use_ema=use_ema)
-    payload = {k: v for k, v in ckpt.items() if k not in _SLIM_DROP}
     kept = {k: v.detach().cpu().contiguous() for k, v in state.items() if k.startswith(prefix)}
     if dtype is not None:
         kept = {k: v.to(dtype) if v.is_floating_point() else v for k, v in kept.items()}
-    payload["task_state"] = kept
-    payload["ema_state"] = None
-    payload["slim"] = {"source": str(resolve_checkpoint(src)), "prefix": prefix, "ema": use_ema, "dtype": str(dtype)}
-    return save_checkpoint(dst, payload)
+    slim = {"source": str(resolve_checkpoint(src)), "prefix": prefix, "ema": use_ema, "dtype": str(dtype)}
+    return save_checkpoint(dst, _weights_only(ckpt, kept, slim=slim))
 
 
 def average_checkpoints(
@@ -264,11 +272,8 @@ def average_checkpoints(
             mixed[k] = sum(wi * st[k].double() for wi, st in zip(w, states)).to(v.dtype)  # type: ignore[union-attr]
         else:
             mixed[k] = v.clone()  # integer buffers (counters) are taken from the first source
-    payload = {k: v for k, v in ckpts[0].items() if k not in _SLIM_DROP}
-    payload["task_state"] = mixed
-    payload["ema_state"] = None
-    payload["average"] = {"sources": [str(resolve_checkpoint(p)) for p in sources], "weights": w, "ema": use_ema}
-    return save_checkpoint(dst, payload)
+    average = {"sources": [str(resolve_checkpoint(p)) for p in sources], "weights": w, "ema": use_ema}
+    return save_checkpoint(dst, _weights_only(ckpts[0], mixed, average=average))
 
 
 @dataclass
