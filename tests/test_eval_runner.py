@@ -343,3 +343,28 @@ def test_quality_grid_options() -> None:
         _grids(["hevc=40"], ["vvc"])
     with pytest.raises(UsageError):
         _grids(["vvc=a,b"], ["vvc"])
+
+
+def test_reuse_decodes_the_stored_files(image_dir: Path, tmp_path: Path, tiny_model: object) -> None:
+    """``reuse``: the files a previous run left are decoded, not encoded again (FID added later)."""
+    from mrt.codec import Codec
+
+    codec = Codec.from_model(tiny_model, name="tiny")  # type: ignore[arg-type]
+    imgs = load_images([image_dir], limit=2)
+    suite = MetricSuite(["psnr"], fid=False, module=fake_metrics_module())
+    first, _ = evaluate_codec(codec, imgs, suite, name="mrt", setting="tiny", bitstream_dir=tmp_path / "bs", log=None)
+    # a smaller file (other tokens per window) in place of the first image's: reuse must decode it
+    other = codec.compress(imgs[0].pixels, k=2)
+    (tmp_path / "bs" / "img0.mrt").write_bytes(other)
+
+    def no_encode(_img: np.ndarray) -> bytes:
+        raise AssertionError("encoded again")
+
+    codec.encode = no_encode  # type: ignore[method-assign]
+    again, _ = evaluate_codec(codec, imgs, suite, name="mrt", setting="tiny", bitstream_dir=tmp_path / "bs",
+                              log=None, reuse=True)
+    assert again[0].nbytes == len(other) < first[0].nbytes and again[0].enc_s is None
+    assert again[1].nbytes == first[1].nbytes and again[1].psnr == first[1].psnr
+    with pytest.raises(AssertionError, match="encoded again"):
+        evaluate_codec(codec, imgs, suite, name="mrt", setting="tiny", bitstream_dir=tmp_path / "bs2",
+                       log=None, reuse=True)

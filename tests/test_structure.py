@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "entropy": 2, "bitstream": 2, "io": 2,
     "models": 3,
     "metrics": 4,
-    "codec": 5, "catalog": 5, "scaling": 5, "data": 5, "train": 6,
+    "codec": 5, "catalog": 5, "scaling": 5, "refine": 5, "data": 5, "train": 6,
     "eval": 7,
     "pillow": 8, "serve": 8, "cli": 9,
 }

@@ -9,6 +9,8 @@
     out = decompress(data)                # module level: finds the model named in the header
     codec = Codec.load(precision="fp32")  # the reference fp32 convolutions (default "auto": bf16
                                           # where the CPU has it natively; mrt.models.inference)
+    codec.set_refine(RefineSettings(steps=40))  # a slower encoder that searches the bits the
+                                          # decoder renders best (mrt.refine); same file format
 
 This module finds models (shipped files and ``MRT_MODEL_PATH``), checks images, chooses the
 number of tokens per window (rate control) and wraps the RCM's payload in the container
@@ -18,7 +20,7 @@ number of tokens per window (rate control) and wraps the RCM's payload in the co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from mrt.models.inference import ConvPlan, CpuFeatures, InferenceSettings, Preci
 from mrt.models.inference import resolve as resolve_plan
 from mrt.models.modelfile import ModelFileInfo, Variant, load_model_file
 from mrt.models.threads import one_thread
+from mrt.refine import RefineResult, RefineSettings, TokenRefiner
 from mrt.scaling import choose_scale_code, coded_image, fit_budget
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "Codec",
     "EncodeReport",
     "ModelInfo",
+    "RefineSettings",
     "compress",
     "decompress",
     "list_models",
@@ -66,6 +70,7 @@ class EncodeReport:
     estimated_ks: tuple[int, ...] = ()  # rate control: numbers of tokens whose size was estimated
     encoded_ks: tuple[int, ...] = ()  # rate control: ... and those encoded for real, in order
     scale_code: int = 0  # the coded copy's downscaling (mrt.bitstream.SCALE_FACTORS); 0: the image itself
+    refined: RefineResult | None = None  # the token search, when the codec refines (mrt.refine)
 
     @property
     def version(self) -> int:
@@ -94,6 +99,7 @@ class Codec:
         self.model = model.eval()
         self.info = info
         self.variant = variant
+        self._refiner: TokenRefiner | None = None
         self.set_inference(InferenceSettings(precision))
 
     @classmethod
@@ -114,6 +120,24 @@ class Codec:
         plan = resolve_plan(settings, cpu)
         self.model.conv_plan = plan
         return plan
+
+    def set_refine(self, settings: RefineSettings | None) -> None:
+        """Refine every later encode with ``settings`` (``mrt.refine``); None or 0 steps: the plain encoder.
+
+        ``ModelError`` for a model without 1-D tokens to search (the 2-D latent codec)."""
+        if settings is not None and settings.steps and not isinstance(self.model, MRTCodecModel):
+            raise ModelError(f"the token search needs an MRT model; {self.name} is a {type(self.model).__name__}")
+        self._refiner = None if settings is None or settings.steps == 0 else TokenRefiner(settings)
+
+    @property
+    def refine(self) -> RefineSettings | None:
+        """The token search every encode runs, or None (the plain encoder)."""
+        return None if self._refiner is None else self._refiner.settings
+
+    @property
+    def setting(self) -> str:
+        """Name of this codec setting in results: the variant's name, plus the refinement's label."""
+        return self.name if self._refiner is None else f"{self.name}+{self._refiner.settings.label}"
 
     @property
     def conv_plan(self) -> ConvPlan:
@@ -179,9 +203,30 @@ class Codec:
             if max_bytes is None and bpp is None:
                 code = choose_scale_code(img) if codes is None else codes[0]
                 k = self.model.k_code if k is None else k
+                if self._refiner is not None:
+                    return self._refined(img, k, code)
                 return self._encode_k(img, self.model.encode_bits(coded_image(img, code), k)[0], k, code)
             budget = budget_bytes(img.shape[0], img.shape[1], max_bytes, bpp)
-            return fit_budget(self, img, budget, strict=max_bytes is not None, codes=codes)
+            report = fit_budget(self, img, budget, strict=max_bytes is not None, codes=codes)
+            if self._refiner is None:
+                return report
+            # the plain encoder chose k and the scale; the search keeps a file no larger than
+            # the budget (or than the plain file, when even that is over a --bpp budget)
+            limit = max(budget, len(report.data))
+            refined = self._refined(img, report.k, report.scale_code, limit)
+            return replace(refined, estimated_ks=report.estimated_ks, encoded_ks=report.encoded_ks)
+
+    def _refined(self, img: np.ndarray, k: int, scale_code: int, limit: int | None = None) -> EncodeReport:
+        """Encode ``img`` at ``k`` tokens and ``scale_code`` with the token search (a file of at most ``limit`` bytes)."""
+        assert self._refiner is not None
+        coded = coded_image(img, scale_code)
+        h, w = coded.shape[:2]
+
+        def fits(bits: torch.Tensor) -> bool:
+            return limit is None or len(self._encode_k(img, bits, k, scale_code).data) <= limit
+
+        result = self._refiner.refine(self.model, self.model.image_to_tensor(coded), h, w, k, fits)
+        return replace(self._encode_k(img, result.bits, k, scale_code), refined=result)
 
     def compress(
         self,
@@ -309,9 +354,12 @@ def compress(
     bpp: float | None = None,
     scale: float | None = None,
     precision: Precision = "auto",
+    refine: RefineSettings | None = None,
 ) -> bytes:
-    """Module-level convenience: compress with a named (or the default) model."""
-    return Codec.load(model, precision=precision).compress(img, max_bytes=max_bytes, bpp=bpp, scale=scale)
+    """Module-level convenience: compress with a named (or the default) model (``refine``: the token search)."""
+    codec = Codec.load(model, precision=precision)
+    codec.set_refine(refine)
+    return codec.compress(img, max_bytes=max_bytes, bpp=bpp, scale=scale)
 
 
 def decompress(

@@ -1,4 +1,4 @@
-"""``mrt compress IN... [-o OUT] [--model NAME|PATH] [--max-bytes N | --bpp B] [--scale F] [--precision P] [--force] [-q] [--progress]``."""
+"""``mrt compress IN... [-o OUT] [--model NAME|PATH] [--max-bytes N | --bpp B] [--scale F] [--refine STEPS] [--precision P] [--force] [-q] [--progress]``."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from mrt.cli._common import (
     Reporter,
     add_batch_options,
     add_precision_option,
+    add_refine_options,
     passive_omp_wait,
     ensure_parent,
     exit_status,
     iterate,
     long_lived_objects,
     plan_jobs,
+    refine_settings,
     refuse_existing,
 )
 from mrt.errors import MRTError
@@ -42,6 +44,13 @@ down and up keeps 32 dB PSNR, never coding fewer pixels than a 768x512 image (so
 that size or smaller are always coded as they are); with --max-bytes / --bpp, the least
 downscaling at which half the model's tokens per window (16 of 32) fit the budget.
 --scale F forces a factor (the nearest of 1, 1.25, 1.5, 2, 2.5, 3, 4, 6; 1 = never).
+
+Token search: --refine STEPS runs a slower encoder that, starting from the encoder's tokens,
+searches by gradient steps through the (frozen) decoder for the bits it renders closest to the
+image (20 x MSE + LPIPS-alex, as stage-2 training; --refine-lpips 0: MSE alone, faster but
+blurrier). Same file format: any decoder reads the file. With
+--max-bytes / --bpp the tokens per window are chosen first and the searched file keeps to the
+budget.
 """
 
 
@@ -63,6 +72,7 @@ def register(subparsers: Any) -> None:
                       help="the best file of at most B bits per pixel (else the smallest)")
     p.add_argument("--scale", type=_at_least_one, metavar="F",
                    help="code a copy downscaled by F (1 = the image itself; default: chosen per image)")
+    add_refine_options(p)
     add_precision_option(p)
 
 
@@ -99,9 +109,14 @@ def _compress_one(codec: Any, job: Job, force: bool, rate: dict[str, Any]) -> st
     refuse_existing(job.dst, force)
     img = load_image(job.src)
     chosen = ""
-    if set(rate) - {"scale"}:  # rate control: the codec chooses the tokens per window
+    controlled = bool(set(rate) - {"scale"})  # rate control: the codec chooses the tokens per window
+    if controlled or getattr(codec, "refine", None) is not None:
         report = codec.encode(img, **rate)
-        data, chosen = report.data, f", {report.k} tokens per window"
+        data = report.data
+        chosen = f", {report.k} tokens per window" if controlled else ""
+        if (r := report.refined) is not None:
+            chosen += (f", searched {len(r.losses) - 1} steps ({r.flipped} bits changed, "
+                       f"loss {r.initial_loss:.4g} -> {r.chosen_loss:.4g})")
     else:
         data = codec.compress(img, **rate)
     chosen += _coded_note(data)
@@ -139,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             from mrt.codec import Codec  # torch: only when there is work
 
             codec = Codec.load(args.model, precision=args.precision)
+            if (refine := refine_settings(args)) is not None:
+                codec.set_refine(refine)
     reporter = Reporter(len(plan.jobs), args.quiet, args.progress, "compress")
     for failure in plan.failures:
         reporter.failed(failure)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,7 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--description", default="", help="free text stored in the JSON")
     p.add_argument("--bitstreams", type=Path, default=Path("cache/eval"),
                    help="folder that keeps the compressed files (default: %(default)s)")
+    p.add_argument("--reuse-bitstreams", action="store_true",
+                   help="decode the files a previous run of the same --name and setting left in --bitstreams "
+                   "instead of encoding again (no encode time is recorded for them)")
     add_metric_args(p)
+    from mrt.cli._common import add_refine_options  # noqa: PLC0415
+
+    add_refine_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,11 +52,28 @@ def run(args: argparse.Namespace) -> int:
     for k, v in suite.describe().items():
         print(f"metric {k}: {v}", file=sys.stderr)
     broot = Path(args.bitstreams) / args.name
+    from mrt.cli._common import refine_settings  # noqa: PLC0415
+
+    refine = refine_settings(args)
+
+    def load(spec: str | None) -> Any:
+        from mrt.codec import Codec  # noqa: PLC0415
+
+        codec = Codec.load(spec)
+        codec.set_refine(refine)
+        return codec
+
     rs = evaluate_models(args.model or [None], images, suite, name=args.name,
                          description=args.description, bitstream_root=broot,
-                         dataset=meta["dataset"])
+                         dataset=meta["dataset"], loader=None if refine is None else load,
+                         reuse=args.reuse_bitstreams)
+    if refine is not None:
+        rs.meta["refine"] = dataclasses.asdict(refine)
     rs.meta.update(meta)
-    rs.meta["bitstream_root"] = str(broot.resolve())
+    # relative to the working folder when inside it (bitstreams kept in the repository stay
+    # findable from a clone's root), else absolute
+    root = broot.resolve()
+    rs.meta["bitstream_root"] = str(root.relative_to(Path.cwd()) if root.is_relative_to(Path.cwd()) else root)
     out = Path(args.out)
     json_path = out if out.suffix == ".json" else out / f"{args.name}.json"
     rs.write_json(json_path)

@@ -67,11 +67,18 @@ def _encode(codec: CodecLike, pixels: np.ndarray) -> tuple[bytes, float, float |
 
 
 def _code_one(codec: CodecLike, img: LoadedImage, suite: MetricSuite, folder: Path, name: str,
-              setting: str) -> tuple[ImageRecord, np.ndarray]:
-    """Encode to a file, read it back, decode, measure; the record and the reconstruction."""
-    data, enc_s, est = _encode(codec, img.pixels)
+              setting: str, reuse: bool = False) -> tuple[ImageRecord, np.ndarray]:
+    """Encode to a file, read it back, decode, measure; the record and the reconstruction.
+
+    ``reuse``: decode the file already in ``folder`` for this image, if there is one, instead of
+    encoding (no encode time or estimate is recorded for it).
+    """
     path = folder / (safe_name(Path(img.name).with_suffix("").as_posix()) + ".mrt")
-    path.write_bytes(data)
+    if reuse and path.is_file():
+        enc_s, est = None, None
+    else:
+        data, enc_s, est = _encode(codec, img.pixels)
+        path.write_bytes(data)
     stored = path.read_bytes()
     t1 = time.perf_counter()
     rec = check_recon(codec.decompress(stored), img, f"{name} decompress")
@@ -93,12 +100,16 @@ def evaluate_codec(
     setting: str,
     bitstream_dir: Path | None = None,
     log: Log | None = stderr_log,
+    reuse: bool = False,
 ) -> tuple[list[ImageRecord], RatePoint]:
     """Code every image with ``codec`` through a real file; return records and the rate point.
 
     Files go to ``bitstream_dir/<image>.mrt`` (a temporary folder when ``None``); the decoder
     reads them back from disk. ``bpp`` counts the whole file (header included);
     ``est_bpp`` is the codec's own estimate when it has ``estimate_bpp(img)``.
+    ``reuse``: decode the files a previous run left in ``bitstream_dir`` instead of encoding again
+    (e.g. to add FID to results of a slow encoder); they must be this setting's files of these
+    images (a file of another model is refused when decoded; its size must match the image's).
     """
     if not images:
         raise EvalError("no images to evaluate")
@@ -109,7 +120,7 @@ def evaluate_codec(
         folder = Path(bitstream_dir) if bitstream_dir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for i, img in enumerate(images):
-            r, rec = _code_one(codec, img, suite, folder, name, setting)
+            r, rec = _code_one(codec, img, suite, folder, name, setting, reuse and bitstream_dir is not None)
             records.append(r)
             if suite.fid_available:
                 real_f.append(suite.patch_features(img.pixels))
@@ -141,6 +152,7 @@ def evaluate_models(
     loader: Callable[[str | None], CodecLike] | None = None,
     dataset: str = "",
     log: Log | None = stderr_log,
+    reuse: bool = False,
 ) -> ResultSet:
     """Evaluate MRT models (names or paths; ``None`` = the default model), one rate point each."""
     load = loader or _default_loader
@@ -148,10 +160,10 @@ def evaluate_models(
     model_meta = []
     for spec in models:
         codec = load(spec)
-        setting = str(getattr(codec, "name", None) or spec or "default")
+        setting = str(getattr(codec, "setting", None) or getattr(codec, "name", None) or spec or "default")
         bdir = bitstream_root / safe_name(setting) if bitstream_root is not None else None
         recs, point = evaluate_codec(codec, images, suite, name=name, setting=setting,
-                                     bitstream_dir=bdir, log=log)
+                                     bitstream_dir=bdir, log=log, reuse=reuse)
         rs.records.extend(recs)
         rs.points.append(point)
         mid = getattr(codec, "model_id", None)

@@ -1,0 +1,169 @@
+"""The token search (``mrt.refine``): a slower encoder whose files any decoder reads.
+
+What must hold: the search's loss is the loss of the file it writes (each step decodes hard bits),
+the kept bits are never worse than the encoder's, a budget is kept, the crop path for large
+images renders the same pixels as the whole-image path, and bad settings are refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mrt.refine as refine_mod
+from conftest import structured_image
+from mrt.cli.main import main
+from mrt.codec import Codec, decompress
+from mrt.errors import ModelError
+from mrt.refine import RefineSettings, TokenRefiner
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec.load("mrt-s2-k16")
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return structured_image(96, 160, seed=3)
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2))
+
+
+def test_search_lowers_the_written_files_error(codec: Codec, image: np.ndarray) -> None:
+    plain = codec.encode(image)
+    codec.set_refine(RefineSettings(steps=8, lr=0.1, w_mse=1, w_lpips=0))
+    try:
+        report = codec.encode(image)
+    finally:
+        codec.set_refine(None)
+    r = report.refined
+    assert r is not None and len(r.losses) == 9 and r.flipped > 0
+    assert r.losses[0] == pytest.approx(_mse(codec.decompress(plain.data), image), rel=0.02, abs=2e-5)
+    out = decompress(report.data)  # the module-level decoder: nothing about the search is needed
+    # the search's loss is the loss of the file it wrote (up to rounding to 8 bits)
+    assert r.chosen_loss == pytest.approx(_mse(out, image), rel=0.02, abs=2e-5)
+    assert r.chosen_loss == min(r.losses) and r.chosen_loss < 0.97 * r.initial_loss
+    assert report.k == plain.k and report.refined is r and plain.refined is None
+
+
+def test_no_steps_is_the_plain_encoder(codec: Codec, image: np.ndarray) -> None:
+    codec.set_refine(RefineSettings(steps=0))
+    assert codec.refine is None and codec.setting == codec.name
+    assert codec.compress(image) == Codec.load("mrt-s2-k16").compress(image)
+
+
+def test_budget_is_kept(codec: Codec, image: np.ndarray) -> None:
+    plain = codec.encode(image, max_bytes=60)
+    codec.set_refine(RefineSettings(steps=6, lr=0.1, w_lpips=0))
+    try:
+        report = codec.encode(image, max_bytes=len(plain.data))
+        assert codec.setting == "mrt-s2-k16+refine6-lpips0-lr0.1"
+    finally:
+        codec.set_refine(None)
+    assert report.refined is not None and report.k == plain.k
+    assert len(report.data) <= len(plain.data)
+    assert report.encoded_ks == plain.encoded_ks
+
+
+def test_fallback_is_the_encoders_bits(codec: Codec, image: np.ndarray) -> None:
+    model = codec.model
+    x = model.image_to_tensor(image)
+    result = TokenRefiner(RefineSettings(steps=4, lr=0.2, w_lpips=0)).refine(model, x, 96, 160, 8, accept=lambda b: False)
+    assert result.chosen_step == 0 and result.flipped == 0
+    assert torch.equal(result.bits, model.encode_bits(image, 8)[0])
+
+
+def test_rate_term_adds_the_estimated_bits(codec: Codec, image: np.ndarray) -> None:
+    model, x = codec.model, codec.model.image_to_tensor(image)
+    base = TokenRefiner(RefineSettings(steps=0, w_mse=1, w_lpips=0)).refine(model, x, 96, 160, 8)
+    rated = TokenRefiner(RefineSettings(steps=0, w_mse=1, w_lpips=0, w_rate=0.5)).refine(model, x, 96, 160, 8)
+    est = codec.encode(image, k=8).estimated_bpp
+    assert rated.losses[0] - base.losses[0] == pytest.approx(0.5 * est, rel=1e-3)
+
+
+def test_crop_path_renders_the_same_pixels(codec: Codec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large images: the RGB decoder on a crop with its halo = the whole render, cut."""
+    model = codec.model
+    img = structured_image(200, 264, seed=5)
+    refiner = TokenRefiner(RefineSettings(steps=0, crop=64, seed=2, w_lpips=0))
+    with torch.no_grad():
+        bits = model.encode_bits(img, 8)
+        geo = model.geometry(200, 264)
+        codes = model.codes_from_logits(model.decoder(bits.float() * 2 - 1, geo.rows, geo.cols))
+        latent = model.synthesize_latent(codes)
+        full = model.generator.rgb_decoder(latent).clamp(0, 1)
+        x = model.image_to_tensor(img)
+        gen = torch.Generator().manual_seed(2)
+        for _ in range(3):
+            rgb, ref = refiner._render(model, latent, x, 200, 264, gen)
+            assert rgb.shape[-2:] == ref.shape[-2:] == (64, 64)
+            # find the crop's place from the reference pixels, then compare the renders there
+            hits = [(py, px) for py in range(0, 200 - 63, 8) for px in range(0, 264 - 63, 8)
+                    if torch.equal(x[:, :, py:py + 64, px:px + 64], ref)]
+            assert len(hits) == 1
+            py, px = hits[0]
+            torch.testing.assert_close(rgb, full[:, :, py:py + 64, px:px + 64], atol=2e-5, rtol=0)
+    # the search itself takes that path when the image is over the tiling threshold
+    monkeypatch.setattr(refine_mod, "TILE_PIXELS", 100 * 100)
+    result = TokenRefiner(RefineSettings(steps=3, lr=0.1, crop=64, w_lpips=0)).refine(model, x, 200, 264, 8)
+    assert result.chosen_step == 3 and result.bits.shape == bits[0].shape
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"steps": -1}, "steps must be >= 0"),
+    ({"lr": 0.0}, "learning rate must be > 0"),
+    ({"w_mse": 0.0, "w_lpips": 0.0}, "w_mse or w_lpips > 0"),
+    ({"w_rate": -1.0}, "weights must be >= 0"),
+    ({"crop": 100}, "multiple of 8"),
+])
+def test_bad_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RefineSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_labels() -> None:
+    assert RefineSettings().label == "refine30" and RefineSettings(steps=40).label == "refine40"
+    assert RefineSettings(steps=20, w_mse=1, w_lpips=0, w_rate=0.1).label == "refine20-lpips0-mse1-rate0.1"
+
+
+def test_default_objective_is_stage_twos_pixel_and_lpips_terms(codec: Codec, image: np.ndarray) -> None:
+    """20 x MSE + LPIPS-alex of the plain file's pixels (the metric's own implementation)."""
+    from mrt.metrics.lpips import LPIPS
+
+    model, x = codec.model, codec.model.image_to_tensor(image)
+    result = TokenRefiner(RefineSettings(steps=0)).refine(model, x, 96, 160, 16)
+    out = codec.decompress(codec.compress(image))
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    expected = 20 * _mse(out, image) + float(LPIPS(net="alex")(to_t(out), to_t(image)))
+    assert result.losses[0] == pytest.approx(expected, rel=0.01)
+
+
+def test_two_d_latent_codec_is_refused() -> None:
+    from test_latent2d import make_tiny_2d
+
+    codec = Codec.from_model(make_tiny_2d())  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="needs an MRT model"):
+        codec.set_refine(RefineSettings(steps=3))
+
+
+def test_cli_refine(tmp_path: Path, capsys: pytest.CaptureFixture[str], image: np.ndarray) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(image).save(src)
+    out = tmp_path / "a.mrt"
+    assert main(["compress", str(src), "-m", "mrt-s2-k16", "--refine", "3", "--refine-lpips", "0", "-o", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert "searched 3 steps" in line and "bits changed" in line
+    assert main(["decompress", str(out), "-o", str(tmp_path / "b.png")]) == 0
+    assert np.asarray(Image.open(tmp_path / "b.png")).shape == image.shape
+    capsys.readouterr()
+    bad = tmp_path / "bad.mrt"
+    assert main(["compress", str(src), "--refine", "-2", "-o", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert "steps must be >= 0" in err and "Traceback" not in err and not bad.exists()
