@@ -167,3 +167,26 @@ def test_cli_refine(tmp_path: Path, capsys: pytest.CaptureFixture[str], image: n
     assert main(["compress", str(src), "--refine", "-2", "-o", str(bad)]) != 0
     err = capsys.readouterr().err
     assert "steps must be >= 0" in err and "Traceback" not in err and not bad.exists()
+
+
+def test_published_searched_files_are_the_results_files() -> None:
+    """docs/results/bitstreams/mrt-s2-refine30: every file has the size its results record, names
+    the shipped mrt-s2 model and decodes (one per rate point) at the recorded size."""
+    from mrt.bitstream import read_header
+    from mrt.eval.schema import ResultSet
+
+    root = Path(__file__).resolve().parents[1]
+    rs = ResultSet.read_json(root / "docs/results/json/mrt-s2-refine30.json")
+    folder = root / rs.meta["bitstream_root"]
+    assert len(rs.records) == 72
+    mrt_s2 = Codec.load("mrt-s2-k16")
+    decoded = set()
+    for r in rs.records:
+        data = (folder / r.setting.replace("+", "_") / f"{Path(r.image).stem}.mrt").read_bytes()
+        assert len(data) == r.nbytes
+        head = read_header(data)
+        assert head.model_id == mrt_s2.file_id and (head.height, head.width) == (r.height, r.width)
+        if r.setting not in decoded:
+            decoded.add(r.setting)
+            assert decompress(data).shape == (r.height, r.width, 3)
+    assert len(decoded) == 3
