@@ -8,8 +8,8 @@ and the RGB decoder (frozen), against the image itself; LFQ's straight-through s
 step decodes the real hard bits, so each step's loss is the loss of a file that could be written.
 The refined bits are coded as usual: the file format and the decoder do not change, and any
 decoder reads a refined file. It is an encoder option, like a slower encoder preset of a
-classical codec: it costs encode time (about 0.5 s per step at 768x512 with the MSE objective,
-2 threads) and nothing at decode time. (Content-adaptive latent optimisation: Campos et al. 2019;
+classical codec: it costs encode time (about 1 s a step at 768x512 with the default objective,
+0.6 s with MSE alone, 2 threads: docs/benchmarks_refine.md) and nothing at decode time. (Content-adaptive latent optimisation: Campos et al. 2019;
 Yang et al. 2020.)
 
 Objective: ``w_mse * MSE + w_lpips * LPIPS-alex + w_rate * bpp`` on the coded image (the

@@ -69,7 +69,7 @@ def add_refine_options(parser: Any) -> None:
     g = parser.add_argument_group("token search (a slower encoder; the file format and decoding are unchanged)")
     g.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="search the bits the decoder renders best for STEPS gradient steps (e.g. 30; "
-                   "about 1.6 s a step at 768x512, 2 threads; default 0: the plain encoder)")
+                   "about 1 s a step at 768x512, 2 threads; default 0: the plain encoder)")
     g.add_argument("--refine-lpips", type=float, default=1.0, metavar="W",
                    help="weight of LPIPS-alex beside 20 x MSE in the search's objective (default 1, as in "
                    "stage-2 training; needs the metric weights); 0: MSE alone, ~3x faster, blurrier")
