@@ -167,3 +167,26 @@ def test_stage2_trains_the_mrt_encoder_only_when_asked(train_encoder: bool) -> N
     else:
         assert grads == []
     assert all(p.grad is None for p in task.model.analysis.parameters())
+
+
+def test_stage2_encoder_only_freezes_the_decoder_side() -> None:
+    """``train_decoder: false`` (an amortised token search): only the MRT encoder is trainable and
+    gets gradients; RCM, decoder and generator are frozen; it needs ``train_encoder``."""
+    from mrt.errors import ConfigError
+    from mrt.train.config import TrainConfig
+    from mrt.train.tasks import Stage2Task
+
+    torch.manual_seed(0)
+    task = Stage2Task(tiny_config(), TaskArgs(init_taef2=False, w_latent=1.0, w_rate=1.0, w_pixel=1.0,
+                                              train_encoder=True, train_decoder=False, train_rgb_decoder=True))
+    trainable = {n for n, _ in task.named_trainable_parameters()}
+    assert trainable and all(n.startswith("model.encoder.") for n in trainable)
+    assert trainable == {f"model.encoder.{n}" for n, _ in task.model.encoder.named_parameters()}
+    out = task.train()(Batch(pixels=torch.rand(2, 3, 64, 64), latents=torch.randn(2, 32, 8, 8)), 0)
+    out.total.backward()
+    assert any(float(p.grad.abs().sum()) > 0 for p in task.model.encoder.parameters() if p.grad is not None)
+    for part in (task.model.rcm, task.model.decoder, task.model.generator):
+        assert all(p.grad is None for p in part.parameters())
+    with pytest.raises(ConfigError, match="train_decoder: false needs task_args.train_encoder"):
+        TrainConfig.from_dict({"task": "stage2", "model": tiny_config().to_dict(),
+                               "task_args": {"train_decoder": False}})

@@ -123,6 +123,7 @@ class TaskArgs:
     rate_steps: int = 0  # RCM steps evaluated per training step (0 = all; else a random subset, rescaled)
     train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder
     train_encoder: bool = False  # stage 2: fine-tune the MRT encoder too (the pixel, perceptual and latent gradients reach it through LFQ's straight-through; LFQ has no weights)
+    train_decoder: bool = True  # stage 2: False freezes the RCM, MRT decoder and generator: only the encoder learns (an amortised token search, mrt.refine; needs train_encoder)
     encode_from_pixels: bool = False  # stage 2: the encoder reads the model's own (frozen) analysis of the crop, not the cached TAEF2 latent
     train_latent_decoder: bool = True  # stage 1: train the generator's latent decoder with the MRT
     rate_to_encoder: bool = False  # let the rate gradient reach the encoder (through LFQ's straight-through)
@@ -188,6 +189,8 @@ class TrainConfig:
             (r.threads >= 0, f"run.threads must be >= 0 (0 = torch default), got {r.threads}"),
             (r.stop_at is None or r.stop_at >= 0, f"run.stop_at must be >= 0 or null, got {r.stop_at}"),
             (r.time_limit_s is None or r.time_limit_s > 0, f"run.time_limit_s must be > 0 or null, got {r.time_limit_s}"),
+            (self.task_args.train_decoder or self.task_args.train_encoder,
+             "task_args.train_decoder: false needs task_args.train_encoder: true (nothing would train)"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -257,6 +257,9 @@ class Stage2Task(_CodecTask):
         self.model.analysis.requires_grad_(False)
         self.model.encoder.requires_grad_(args.train_encoder)
         self.model.generator.rgb_decoder.requires_grad_(args.train_rgb_decoder)
+        if not args.train_decoder:  # only the encoder learns, against the frozen decoder side
+            for part in (self.model.rcm, self.model.decoder, self.model.generator):
+                part.requires_grad_(False)
         self.lpips, self.dists = _perceptual(args)
         self.disc = _discriminator(args)
 
