@@ -9,7 +9,7 @@
     out = decompress(data)                # module level: finds the model named in the header
     codec = Codec.load(precision="fp32")  # the reference fp32 convolutions (default "auto": bf16
                                           # where the CPU has it natively; mrt.models.inference)
-    codec.set_refine(RefineSettings(steps=40))  # a slower encoder that searches the bits the
+    codec.set_refine(RefineSettings())    # a slower encoder (30 steps) that searches the bits the
                                           # decoder renders best (mrt.refine); same file format
 
 This module finds models (shipped files and ``MRT_MODEL_PATH``), checks images, chooses the
@@ -222,11 +222,17 @@ class Codec:
         coded = coded_image(img, scale_code)
         h, w = coded.shape[:2]
 
-        def fits(bits: torch.Tensor) -> bool:
-            return limit is None or len(self._encode_k(img, bits, k, scale_code).data) <= limit
+        made: list[tuple[torch.Tensor, EncodeReport]] = []  # the last file ``fits`` coded
 
-        result = self._refiner.refine(self.model, self.model.image_to_tensor(coded), h, w, k, fits)
-        return replace(self._encode_k(img, result.bits, k, scale_code), refined=result)
+        def fits(bits: torch.Tensor) -> bool:
+            made[:] = [(bits, self._encode_k(img, bits, k, scale_code))]
+            return len(made[0][1].data) <= limit  # type: ignore[operator]
+
+        result = self._refiner.refine(self.model, self.model.image_to_tensor(coded), h, w, k,
+                                      None if limit is None else fits)
+        # the accepted candidate was coded by ``fits`` already: no second range coding
+        report = made[0][1] if made and made[0][0] is result.bits else self._encode_k(img, result.bits, k, scale_code)
+        return replace(report, refined=result)
 
     def compress(
         self,
