@@ -168,3 +168,84 @@ def test_deeper_light_decoder_starts_as_the_one_it_grows_from_and_tiles_with_a_w
         torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
         narrow = apply_tiled(deep, latent, 8, 8, tile_side(deep), 32)  # a margin short of its reach shows
         assert (narrow - whole).abs().max() > 1e-4
+
+
+def _noisy_light_decoder(seed: int) -> LightDecoder:
+    net = _busy_light_decoder(seed, LightSpec(noise=True))
+    assert net.noise is not None
+    with torch.no_grad():
+        for inj in net.noise:
+            inj.strength.normal_(0.0, 0.01)
+    return net
+
+
+def test_position_noise_is_a_fixed_field_of_unit_variance() -> None:
+    from mrt.models.light_decoder import position_noise
+
+    field = position_noise(64, 96, (0, 0), 1)
+    assert field.shape == (1, 1, 64, 96) and field.dtype == torch.float32
+    assert abs(float(field.mean())) < 0.05 and abs(float(field.std()) - 1.0) < 0.05
+    # any window is the same numbers: a window at (10, 20) is the field cut there
+    torch.testing.assert_close(position_noise(30, 40, (10, 20), 1), field[:, :, 10:40, 20:60], rtol=0, atol=0)
+    assert not torch.equal(position_noise(64, 96, (0, 0), 2), field)  # another level, another field
+    # not periodic, not correlated with its neighbours
+    f = field[0, 0]
+    assert abs(float((f[:, 1:] * f[:, :-1]).mean())) < 0.05 and abs(float((f[1:] * f[:-1]).mean())) < 0.05
+    assert not torch.equal(f[:, :8], f[:, 8:16]) and not torch.equal(f[:16], f[16:32])
+    # pinned numbers: a released noise decoder's pixels depend on them (integer hash: any machine)
+    assert [round(v, 4) for v in field[0, 0, 0, :3].tolist()] == [-1.2811, 0.045, -1.6695]
+    assert [round(v, 4) for v in position_noise(1, 2, (5000, 7), 3)[0, 0, 0].tolist()] == [-1.1114, -0.0997]
+
+
+def test_noise_decoder_starts_as_the_plain_one_and_loads_its_weights() -> None:
+    """Zero strengths at start: a noise decoder given a plain decoder's weights draws the same
+    pixels (training can start from a released model); its only new tensors are the strengths."""
+    plain = _busy_light_decoder(5)
+    noisy = LightDecoder(LightSpec(noise=True)).eval()
+    missing, unexpected = noisy.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and sorted(missing) == [f"noise.{i}.strength" for i in range(3)]
+    latent = torch.randn(1, 32, 9, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(noisy(latent), plain(latent), rtol=0, atol=0)
+        assert noisy.positional and not plain.positional
+
+
+def test_noise_decoder_is_deterministic_and_tiles_exactly() -> None:
+    """The noise is a function of the position in the image: the same latent decodes to the same
+    pixels, a tile told its origin draws the whole image's pixels there, and a wrong origin does not."""
+    net = _noisy_light_decoder(6)
+    latent = torch.randn(1, 32, 136, 70)
+    with torch.no_grad():
+        whole = net(latent)
+        torch.testing.assert_close(net(latent), whole, rtol=0, atol=0)
+        assert (whole - _busy_light_decoder(6)(latent)).abs().mean() > 1e-3  # the noise shows
+        tiled = apply_tiled(net, latent, 8, 8, tile_side(net), tile_halo(net), with_origin=True)
+        torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+        part = net(latent[:, :, 40:60, 10:30], (40, 10))
+        torch.testing.assert_close(part[:, :, 64:96, 64:96], whole[:, :, 384:416, 144:176], atol=1e-5, rtol=1e-5)
+        wrong = net(latent[:, :, 40:60, 10:30], (0, 0))
+        assert (wrong[:, :, 64:96, 64:96] - whole[:, :, 384:416, 144:176]).abs().max() > 1e-3
+    # the codec's render tiles such a decoder with origins (a 2400x1400 image: over TILE_PIXELS)
+    model = MRTCodecModel(tiny_config(target=TargetConfig(bits=8, dim=16, depth=1, pixel_generator="light",
+                                                          light_noise=True))).eval()
+    model.generator.rgb_decoder.load_state_dict(net.state_dict())
+    big = torch.randn(1, 32, 300, 175)
+    with torch.no_grad():
+        torch.testing.assert_close(model.render(big), net(big), atol=1e-5, rtol=1e-5)
+
+
+def test_noise_decoder_draws_new_noise_in_training_and_is_a_config_choice() -> None:
+    net = _noisy_light_decoder(7).train()
+    latent = torch.randn(1, 32, 6, 6)
+    torch.manual_seed(0)
+    a, b = net(latent), net(latent)
+    assert (a - b).abs().max() > 1e-3  # a random origin each call: no one noise image to learn
+    net.eval()
+    torch.testing.assert_close(net(latent), net(latent, (0, 0)), rtol=0, atol=0)
+    default = MRTConfig(target=TargetConfig(pixel_generator="light"))
+    assert "light_noise" not in default.to_dict()["target"]  # released ids unchanged
+    noisy = MRTConfig.from_dict({**default.to_dict(), "target": {"pixel_generator": "light", "light_noise": True}})
+    assert noisy.to_dict()["target"]["light_noise"] is True and MRTConfig.from_dict(noisy.to_dict()) == noisy
+    assert isinstance(PixelGenerator(noisy.target).rgb_decoder, LightDecoder)
+    with pytest.raises(ConfigError, match="light_noise needs"):
+        TargetConfig(light_noise=True)

@@ -122,6 +122,8 @@ def test_crop_path_renders_the_same_pixels(codec: Codec, monkeypatch: pytest.Mon
     ({"w_mse": 0.0, "w_lpips": 0.0}, "w_mse or w_lpips > 0"),
     ({"w_rate": -1.0}, "weights must be >= 0"),
     ({"crop": 100}, "multiple of 8"),
+    ({"w_dists": -0.5}, "weights must be >= 0"),
+    ({"dists_crop": 32}, "DISTS crop must be >= 64"),
 ])
 def test_bad_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -131,6 +133,41 @@ def test_bad_settings_are_refused(kwargs: dict[str, float], message: str) -> Non
 def test_labels() -> None:
     assert RefineSettings().label == "refine30" and RefineSettings(steps=40).label == "refine40"
     assert RefineSettings(steps=20, w_mse=1, w_lpips=0, w_rate=0.1).label == "refine20-lpips0-mse1-rate0.1"
+    assert RefineSettings(w_dists=2, w_rate=2).label == "refine30-dists2-rate2"
+    assert RefineSettings(w_dists=2, dists_crop=128).label == "refine30-dists2-dcrop128"
+    assert RefineSettings(dists_crop=128).label == "refine30"  # no DISTS term: the crop is unused
+
+
+def test_random_crop_cuts_the_same_window() -> None:
+    a = torch.arange(2 * 3 * 50 * 70, dtype=torch.float32).reshape(2, 3, 50, 70)
+    gen = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(6):
+        ca, cb = refine_mod.random_crop(a, a + 1, 32, gen)
+        assert ca.shape == (2, 3, 32, 32) and torch.equal(cb, ca + 1)
+        y0, x0 = divmod(int(ca[0, 0, 0, 0]), 70)
+        assert 0 <= y0 <= 50 - 32 and 0 <= x0 <= 70 - 32
+        seen.add((y0, x0))
+    assert len(seen) > 1  # the window moves
+    whole, _ = refine_mod.random_crop(a, a, 64, gen)  # shorter than the side along H: all of it
+    assert whole.shape == (2, 3, 50, 64)
+
+
+def test_dists_term_is_the_metric_of_the_written_file(codec: Codec, image: np.ndarray) -> None:
+    """``w_dists``: DISTS (the metric's own implementation) of the decoded pixels, added to the
+    objective; over a crop when the image is larger than ``dists_crop`` (then the last step is kept)."""
+    from mrt.metrics.dists import DISTS
+
+    model, x = codec.model, codec.model.image_to_tensor(image)
+    base = TokenRefiner(RefineSettings(steps=0, w_mse=1, w_lpips=0)).refine(model, x, 96, 160, 8)
+    whole = TokenRefiner(RefineSettings(steps=0, w_mse=1, w_lpips=0, w_dists=2, dists_crop=160))
+    out = codec.decompress(codec.compress(image, k=8))
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    expected = 2 * float(DISTS()(to_t(out), to_t(image)))
+    assert whole.refine(model, x, 96, 160, 8).losses[0] - base.losses[0] == pytest.approx(expected, rel=0.02)
+    cropped = TokenRefiner(RefineSettings(steps=3, lr=0.1, w_mse=1, w_lpips=0, w_dists=2, dists_crop=64))
+    result = cropped.refine(model, x, 96, 160, 8)
+    assert result.chosen_step == 3 and len(set(result.losses)) == 4
 
 
 def test_default_objective_is_stage_twos_pixel_and_lpips_terms(codec: Codec, image: np.ndarray) -> None:
@@ -167,6 +204,9 @@ def test_cli_refine(tmp_path: Path, capsys: pytest.CaptureFixture[str], image: n
     assert main(["compress", str(src), "--refine", "-2", "-o", str(bad)]) != 0
     err = capsys.readouterr().err
     assert "steps must be >= 0" in err and "Traceback" not in err and not bad.exists()
+    assert main(["compress", str(src), "--refine", "2", "--refine-dists", "-1", "-o", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert "weights must be >= 0" in err and "Traceback" not in err and not bad.exists()
 
 
 def test_published_searched_files_are_the_results_files() -> None:

@@ -18,13 +18,17 @@ Default: stage 2's pixel and LPIPS weights (20, 1) without its DISTS term (the c
 network), so DISTS is a metric the search does not optimise. ``w_lpips=0`` (MSE alone) needs no
 metric network, is ~3x faster a step, and trades perceptual quality for PSNR (Kodak, k16:
 kodim04 +1.8 dB, DISTS +0.041). ``w_rate`` adds the entropy model's estimated bits.
+``w_dists`` adds DISTS (stage 2's third perceptual term), computed on one random
+``dists_crop``-pixel square of the decoded image a step (the whole image costs ~4 s a step at
+768x512, a 256-px crop ~0.5 s): the texture statistics that DISTS rewards, at the price that
+DISTS is then a metric the search optimises on the image itself (FID is not).
 
 Images larger than ``TILE_PIXELS``: the RGB decoder runs (with gradients) on one crop of
 ``crop`` pixels a step, chosen by a generator seeded from ``seed`` (memory stays bounded); the
 tokens, decoder and latent decoder see the whole image. Because crop losses are not comparable
-across steps, the last step's bits are kept there; for smaller images, the step with the lowest
-loss. The result depends on the machine and thread count (float rounding decides close bits);
-decoding a refined file does not.
+across steps, the last step's bits are kept there (and whenever the DISTS crop is smaller than
+the image); otherwise the step with the lowest loss. The result depends on the machine and
+thread count (float rounding decides close bits); decoding a refined file does not.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mrt.models.codec_model import TILE_PIXELS, MRTCodecModel, tile_halo
+from mrt.models.codec_model import TILE_PIXELS, MRTCodecModel, positional, tile_halo
 from mrt.models.taef2 import LATENT_STRIDE
 from mrt.models.threads import one_thread
 
@@ -52,6 +56,8 @@ class RefineSettings:
     w_mse: float = 20.0  # the stage-2 pixel weight
     w_lpips: float = 1.0  # LPIPS-alex, as in stage 2 (loads the metric weights); 0: MSE alone
     w_rate: float = 0.0  # per bit per pixel of the entropy model's estimate
+    w_dists: float = 0.0  # DISTS on one random crop a step (loads VGG16; ~0.5 s a step more)
+    dists_crop: int = 256  # side of that crop (pixels); the whole image when smaller
     crop: int = 512  # RGB-decoder crop side (pixels, multiple of 8) for images over TILE_PIXELS
     seed: int = 0  # crop positions (large images only)
 
@@ -60,8 +66,10 @@ class RefineSettings:
             raise ValueError(f"refinement steps must be >= 0, got {self.steps}")
         if not self.lr > 0:
             raise ValueError(f"refinement learning rate must be > 0, got {self.lr}")
-        if min(self.w_mse, self.w_lpips, self.w_rate) < 0 or self.w_mse + self.w_lpips == 0:
+        if min(self.w_mse, self.w_lpips, self.w_rate, self.w_dists) < 0 or self.w_mse + self.w_lpips == 0:
             raise ValueError("refinement weights must be >= 0, with w_mse or w_lpips > 0")
+        if self.dists_crop < 64:
+            raise ValueError(f"refinement DISTS crop must be >= 64 pixels, got {self.dists_crop}")
         if self.crop < 64 or self.crop % LATENT_STRIDE:
             raise ValueError(f"refinement crop must be a multiple of {LATENT_STRIDE} >= 64, got {self.crop}")
 
@@ -72,6 +80,8 @@ class RefineSettings:
         out += f"-lpips{self.w_lpips:g}" if self.w_lpips != 1 else ""
         out += f"-mse{self.w_mse:g}" if self.w_mse != 20 else ""
         out += f"-lr{self.lr:g}" if self.lr != 0.05 else ""
+        out += f"-dists{self.w_dists:g}" if self.w_dists else ""
+        out += f"-dcrop{self.dists_crop}" if self.w_dists and self.dists_crop != 256 else ""
         return out + (f"-rate{self.w_rate:g}" if self.w_rate else "")
 
 
@@ -100,6 +110,7 @@ class TokenRefiner:
     def __init__(self, settings: RefineSettings) -> None:
         self.settings = settings
         self._lpips: nn.Module | None = None
+        self._dists: nn.Module | None = None
 
     def _perceptual(self) -> nn.Module:
         if self._lpips is None:
@@ -107,6 +118,13 @@ class TokenRefiner:
 
             self._lpips = LPIPS(net="alex").requires_grad_(False).eval()
         return self._lpips
+
+    def _texture(self) -> nn.Module:
+        if self._dists is None:
+            from mrt.metrics.dists import DISTS  # noqa: PLC0415 (metric weights: only when asked)
+
+            self._dists = DISTS().requires_grad_(False).eval()
+        return self._dists
 
     def refine(
         self,
@@ -132,6 +150,7 @@ class TokenRefiner:
         z = z0.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=s.lr)
         large = x.shape[-1] * x.shape[-2] > TILE_PIXELS
+        stochastic = large or (s.w_dists > 0 and max(height, width) > s.dists_crop)
         gen = torch.Generator().manual_seed(s.seed)
         losses: list[float] = []
         kept: list[torch.Tensor] = []
@@ -141,7 +160,7 @@ class TokenRefiner:
                 codes = model.codes_from_logits(model.decoder(q, geo.rows, geo.cols))
                 latent = model.synthesize_latent(codes)  # [1, 32, Hp/8, Wp/8]
                 rgb, ref = self._render(model, latent, x, height, width, gen if large else None)
-                loss = self._objective(rgb, ref, model, q, height * width)
+                loss = self._objective(rgb, ref, model, q, height * width, gen)
             losses.append(float(loss.detach()))
             kept.append((z.detach() >= 0).to(torch.int64)[0])
             if step == s.steps:
@@ -149,7 +168,7 @@ class TokenRefiner:
             (grad,) = torch.autograd.grad(loss, [z])
             z.grad = grad
             opt.step()
-        if large:
+        if stochastic:  # losses of different crops are not comparable: the last step
             order = [s.steps]
         else:
             order = sorted(range(len(losses)), key=lambda i: (losses[i], i))
@@ -175,7 +194,8 @@ class TokenRefiner:
         y0 = int(torch.randint(0, max(1, hc - c + 1), (1,), generator=gen))
         x0 = int(torch.randint(0, max(1, wc - c + 1), (1,), generator=gen))
         ya, xa = max(0, y0 - m), max(0, x0 - m)
-        out = net(latent[:, :, ya : min(hc, y0 + c) + m, xa : min(wc, x0 + c) + m])
+        crop = latent[:, :, ya : min(hc, y0 + c) + m, xa : min(wc, x0 + c) + m]
+        out = net(crop, (ya, xa)) if positional(net) else net(crop)
         oy, ox = (y0 - ya) * LATENT_STRIDE, (x0 - xa) * LATENT_STRIDE
         py, px = y0 * LATENT_STRIDE, x0 * LATENT_STRIDE
         ph, pw = min(self.settings.crop, height - py), min(self.settings.crop, width - px)
@@ -183,12 +203,26 @@ class TokenRefiner:
         return rgb, x[:, :, py : py + ph, px : px + pw]
 
     def _objective(
-        self, rgb: torch.Tensor, ref: torch.Tensor, model: MRTCodecModel, q: torch.Tensor, pixels: int
+        self, rgb: torch.Tensor, ref: torch.Tensor, model: MRTCodecModel, q: torch.Tensor, pixels: int,
+        gen: torch.Generator,
     ) -> torch.Tensor:
         s = self.settings
         loss = s.w_mse * (rgb - ref).square().mean()
         if s.w_lpips:
             loss = loss + s.w_lpips * self._perceptual()(rgb, ref).mean()
+        if s.w_dists:
+            loss = loss + s.w_dists * self._texture()(*random_crop(rgb, ref, s.dists_crop, gen)).mean()
         if s.w_rate:
             loss = loss + s.w_rate * model.rate(q).sum() / pixels
         return loss
+
+
+def random_crop(
+    a: torch.Tensor, b: torch.Tensor, side: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random ``side`` x ``side`` window of two [B, C, H, W] tensors (all of an axis shorter than ``side``)."""
+    h, w = a.shape[-2:]
+    y0 = int(torch.randint(0, max(1, h - side + 1), (1,), generator=gen))
+    x0 = int(torch.randint(0, max(1, w - side + 1), (1,), generator=gen))
+    win = (..., slice(y0, y0 + side), slice(x0, x0 + side))
+    return a[win], b[win]

@@ -44,20 +44,28 @@ def tile_halo(net: nn.Module) -> int:
     return int(getattr(net, "halo", HALO))
 
 
+def positional(net: nn.Module) -> bool:
+    """Whether ``net``'s output depends on where its input lies in the image (its ``positional``
+    attribute: a light decoder with noise inputs); such a net takes ``(input, origin)``."""
+    return bool(getattr(net, "positional", False))
+
+
 def apply_tiled(
-    net: Callable[[torch.Tensor], torch.Tensor],
+    net: Callable[..., torch.Tensor],
     x: torch.Tensor,
     scale: float,
     unit: int,
     tile: int = TILE,
     halo: int = HALO,
+    with_origin: bool = False,
 ) -> torch.Tensor:
     """Run a fully-convolutional ``net`` (output size = input size * scale) on overlapping tiles.
 
     ``x``: [B, C, H, W]; ``unit``: input pixels per TILE-pixel of image space (1 for pixels, 8
     for the 1/8 latent). Tiles are ``tile`` x ``tile`` image pixels with a ``halo``-pixel margin of
     context that is cut off after the net; the result depends only on the input, the tile side and
-    the halo.
+    the halo. ``with_origin``: ``net(tile, (row, column))`` is told where each tile starts in ``x``
+    (a decoder with position-keyed noise), so that its tiles join into the untiled result.
     """
     b, _, h, w = x.shape
     t, m = tile // unit, halo // unit
@@ -67,7 +75,7 @@ def apply_tiled(
         for x0 in range(0, w, t):
             ya, yb = max(0, y0 - m), min(h, y0 + t + m)
             xa, xb = max(0, x0 - m), min(w, x0 + t + m)
-            out = net(x[:, :, ya:yb, xa:xb])
+            out = net(x[:, :, ya:yb, xa:xb], (ya, xa)) if with_origin else net(x[:, :, ya:yb, xa:xb])
             oy, ox = round((y0 - ya) * scale), round((x0 - xa) * scale)
             oh, ow = round(min(t, h - y0) * scale), round(min(t, w - x0) * scale)
             cols.append(out[:, :, oy : oy + oh, ox : ox + ow])
@@ -122,7 +130,7 @@ class ImageCodecModel(nn.Module):
         net = planned(self.generator.rgb_decoder, self.conv_plan)
         if latent.shape[-1] * latent.shape[-2] * LATENT_STRIDE**2 > TILE_PIXELS:
             rgb = self.generator.rgb_decoder
-            return apply_tiled(net, latent, LATENT_STRIDE, LATENT_STRIDE, tile_side(rgb), tile_halo(rgb))
+            return apply_tiled(net, latent, LATENT_STRIDE, LATENT_STRIDE, tile_side(rgb), tile_halo(rgb), positional(rgb))
         return net(latent)
 
     def geometry(self, height: int, width: int) -> Geometry:

@@ -9,7 +9,7 @@ a list position or dict order.
 ``"mrt"`` (the 1-D token codec) or ``"latent2d"`` (the 2-D latent codec of
 ``mrt.models.latent2d``, which reuses ``window``, ``n_tokens``, ``token_bits``, ``rcm`` and
 ``target`` with the meanings given in :class:`MRTConfig`). ``kind``, ``analysis``, ``rcm.context``,
-``target.light_blocks`` and ``target.latent_up`` are left out of the canonical JSON at their defaults, so configs
+``target.light_blocks``, ``target.latent_up`` and ``target.light_noise`` are left out of the canonical JSON at their defaults, so configs
 written before they existed keep their JSON and model ids.
 """
 
@@ -70,12 +70,16 @@ class TargetConfig:
     # cell writes its own 2x2 pattern, which uncertain codes turn into a 16-px periodic texture) or
     # "resize" (nearest upsampling + 3x3 conv: a constant input stays constant)
     latent_up: LatentUp = DEFAULT_LATENT_UP
+    # position-keyed noise inputs in the light RGB decoder (mrt.models.light_decoder; pixel_generator: light)
+    light_noise: bool = False
 
     def __post_init__(self) -> None:
         if self.latent_up not in ("shuffle", "resize"):
             raise ConfigError(f"unknown target.latent_up {self.latent_up!r} (shuffle, resize)")
         if len(self.light_blocks) != 3 or not all(0 <= b <= 16 for b in self.light_blocks):
             raise ConfigError(f"target.light_blocks must be three block counts in 0..16, got {self.light_blocks}")
+        if self.light_noise and self.pixel_generator != "light":
+            raise ConfigError("target.light_noise needs target.pixel_generator: light")
 
 
 @dataclass(frozen=True)
@@ -155,8 +159,9 @@ class MRTConfig:
         return self.token_bits // self.rcm.groups
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict; ``kind``, ``analysis``, ``rcm.context``, ``target.light_blocks`` and
-        ``target.latent_up`` are left out at their defaults (keeps older canonical JSON and ids)."""
+        """Plain nested dict; ``kind``, ``analysis``, ``rcm.context``, ``target.light_blocks``,
+        ``target.latent_up`` and ``target.light_noise`` are left out at their defaults (keeps older
+        canonical JSON and ids)."""
         d = dataclasses.asdict(self)
         if d["kind"] == DEFAULT_KIND:
             del d["kind"]
@@ -168,6 +173,8 @@ class MRTConfig:
             del d["target"]["light_blocks"]
         if d["target"]["latent_up"] == DEFAULT_LATENT_UP:
             del d["target"]["latent_up"]
+        if not d["target"]["light_noise"]:
+            del d["target"]["light_noise"]
         return d
 
     @classmethod

@@ -101,7 +101,7 @@ class PixelGenerator(nn.Module):
         super().__init__()
         self.latent_decoder = LatentDecoder(cfg)
         self.rgb_decoder: nn.Module = (
-            LightDecoder(LightSpec(blocks=cfg.light_blocks)) if cfg.pixel_generator == "light" else TAEF2Decoder()
+            LightDecoder(LightSpec(blocks=cfg.light_blocks, noise=cfg.light_noise)) if cfg.pixel_generator == "light" else TAEF2Decoder()
         )
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:

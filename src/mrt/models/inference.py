@@ -24,7 +24,7 @@ import copy
 import platform
 import warnings
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -131,8 +131,8 @@ class PlannedConv:
         self.format = fmt
         self.net = copy.deepcopy(net).to(dtype=plan.dtype, memory_format=fmt)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x.to(dtype=self.plan.dtype, memory_format=self.format))
+    def __call__(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        out = self.net(x.to(dtype=self.plan.dtype, memory_format=self.format), *args)
         return out.to(dtype=torch.float32, memory_format=torch.contiguous_format)
 
 

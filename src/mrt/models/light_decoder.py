@@ -11,6 +11,16 @@ only needs a halo as large as the receptive field: the convolutions of the defau
 ``LightSpec.receptive_radius`` = 56 px, so an output pixel depends on the latent cells within
 63 px of it (the cell grid adds up to 7 px), and the codec's 64-px HALO gives tiled decoding the
 untiled result (tested). A spec with more blocks asks for a wider margin (``LightSpec.halo``).
+
+``LightSpec.noise``: a per-pixel noise map is added (times a learned per-channel strength that
+starts at zero, so a noise decoder starts as the plain one) after the stem and after each
+upsampling, at 1/8, 1/4 and 1/2 resolution: where the codes are uncertain the decoder otherwise
+has nothing to draw texture from but its own upsampling grid, which it paints as a periodic
+pattern (docs/results/experiments.md). The noise is a hash of the absolute position (integer
+arithmetic: the same numbers on every machine and thread count), so decoding stays a pure
+function of the file, and a tile (``forward(latent, origin)``) sees the noise of its place in
+the image: tiled decoding still equals untiled. In training mode without an origin, a random
+one, so that the network cannot learn one fixed noise image.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ class LightSpec:
     channels: tuple[int, int, int] = (128, 64, 32)
     blocks: tuple[int, int, int] = (3, 2, 1)
     expand: tuple[int, int, int] = (2, 2, 1)  # hidden width inside a block, as a multiple of its channels
+    noise: bool = False  # position-keyed noise inputs at 1/8, 1/4 and 1/2 resolution (module docstring)
 
     @property
     def receptive_radius(self) -> int:
@@ -82,6 +93,43 @@ class ShuffleUp(nn.Sequential):
         super().__init__(nn.Conv2d(c_in, 4 * c_out, 3, padding=1), nn.PixelShuffle(2))
 
 
+_MASK32 = 0xFFFFFFFF
+_MIX = 0x045D9F3B  # odd, < 2**31: a 32-bit value times it stays inside int64
+
+
+def position_noise(height: int, width: int, origin: tuple[int, int], salt: int) -> torch.Tensor:
+    """[1, 1, height, width] float32 noise of zero mean and unit variance (uniform) at rows
+    ``origin[0]..``, columns ``origin[1]..`` of an endless field keyed by ``salt``: a 32-bit integer
+    hash of (row, column, salt), so any window of the field is the same numbers everywhere."""
+    y = torch.arange(origin[0], origin[0] + height, dtype=torch.int64)[:, None]
+    x = torch.arange(origin[1], origin[1] + width, dtype=torch.int64)[None, :]
+    v = ((y & 0xFFFF) * 0x10000 + (x & 0xFFFF) + (salt & 0xFF) * 0x3C6EF35) & _MASK32  # [h, w]
+    for _ in range(3):  # xor-shift-multiply rounds
+        v = ((v >> 16) ^ v) * _MIX & _MASK32
+    v = (v >> 16) ^ v
+    u = v.to(torch.float64) / 2.0**32  # [0, 1)
+    return ((u - 0.5) * 12.0**0.5).to(torch.float32)[None, None]
+
+
+class NoiseInject(nn.Module):
+    """x + GAIN * strength[c] * noise(position): StyleGAN-style noise input, position-keyed (zero strength at start).
+
+    The fixed ``GAIN`` lets the strengths learn at the pace of the rest when fine-tuning at a
+    small learning rate (Adam moves a parameter by ~lr a step; the strengths must travel ~0.1-1
+    from zero while the weights move little; "equalised learning rate", Karras et al. 2018)."""
+
+    GAIN = 50.0
+
+    def __init__(self, channels: int, salt: int) -> None:
+        super().__init__()
+        self.salt = salt
+        self.strength = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
+        n = position_noise(x.shape[-2], x.shape[-1], origin, self.salt).to(x.dtype)
+        return x + (self.GAIN * self.strength).view(1, -1, 1, 1).to(x.dtype) * n  # [B, c, h, w]
+
+
 class LightDecoder(nn.Module):
     """[B, 32, h, w] -> [B, 3, 8h, 8w] (not clamped), for any h, w >= 1."""
 
@@ -99,16 +147,33 @@ class LightDecoder(nn.Module):
         self.up2 = nn.Sequential(ShuffleUp(c4, c2), nn.ReLU())
         self.level2 = nn.Sequential(*[LightBlock(c2, spec.expand[2]) for _ in range(spec.blocks[2])])
         self.to_rgb = ShuffleUp(c2, 3)  # each 1/2-resolution cell writes its 2x2 RGB block
+        self.noise = nn.ModuleList([NoiseInject(c, salt) for salt, c in enumerate(spec.channels, 1)]) if spec.noise else None
+
+    @property
+    def positional(self) -> bool:
+        """The output depends on where the latent lies in the image (noise): tiles pass their origin."""
+        return self.noise is not None
 
     @property
     def halo(self) -> int:
         """The codec's tiling margin for this network (``mrt.models.codec_model.tile_halo``)."""
         return self.spec.halo
 
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        x = self.level8(self.stem(self.clamp(latent)))  # [B, c8, h, w]
-        x = self.level4(self.up4(x))  # [B, c4, 2h, 2w]
-        x = self.level2(self.up2(x))  # [B, c2, 4h, 4w]
+    def forward(self, latent: torch.Tensor, origin: tuple[int, int] | None = None) -> torch.Tensor:
+        """``origin``: the (row, column) of ``latent``'s first cell in the image's latent grid (noise
+        decoders; default: (0, 0), or a random place in training mode)."""
+        if self.noise is None:
+            x = self.level8(self.stem(self.clamp(latent)))  # [B, c8, h, w]
+            x = self.level4(self.up4(x))  # [B, c4, 2h, 2w]
+            x = self.level2(self.up2(x))  # [B, c2, 4h, 4w]
+            return self.to_rgb(x)  # [B, 3, 8h, 8w]
+        if origin is None:
+            origin = tuple(int(v) for v in torch.randint(0, 1 << 14, (2,))) if self.training else (0, 0)  # type: ignore[assignment]
+        oy, ox = origin  # type: ignore[misc]
+        n8, n4, n2 = self.noise
+        x = self.level8(n8(self.stem(self.clamp(latent)), (oy, ox)))  # [B, c8, h, w]
+        x = self.level4(n4(self.up4(x), (2 * oy, 2 * ox)))  # [B, c4, 2h, 2w]
+        x = self.level2(n2(self.up2(x), (4 * oy, 4 * ox)))  # [B, c2, 4h, 4w]
         return self.to_rgb(x)  # [B, 3, 8h, 8w]
 
 
