@@ -100,7 +100,8 @@ _MIX = 0x045D9F3B  # odd, < 2**31: a 32-bit value times it stays inside int64
 def position_noise(height: int, width: int, origin: tuple[int, int], salt: int) -> torch.Tensor:
     """[1, 1, height, width] float32 noise of zero mean and unit variance (uniform) at rows
     ``origin[0]..``, columns ``origin[1]..`` of an endless field keyed by ``salt``: a 32-bit integer
-    hash of (row, column, salt), so any window of the field is the same numbers everywhere."""
+    hash of (row, column, salt), so any window of the field is the same numbers everywhere (the
+    field repeats every 65536 rows and columns: beyond any image at 1/2 resolution we decode)."""
     y = torch.arange(origin[0], origin[0] + height, dtype=torch.int64)[:, None]
     x = torch.arange(origin[1], origin[1] + width, dtype=torch.int64)[None, :]
     v = ((y & 0xFFFF) * 0x10000 + (x & 0xFFFF) + (salt & 0xFF) * 0x3C6EF35) & _MASK32  # [h, w]
