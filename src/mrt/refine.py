@@ -191,8 +191,7 @@ class TokenRefiner:
         c = self.settings.crop // LATENT_STRIDE
         m = tile_halo(net) // LATENT_STRIDE
         hc, wc = -(-height // LATENT_STRIDE), -(-width // LATENT_STRIDE)  # latent cells holding the image
-        y0 = int(torch.randint(0, max(1, hc - c + 1), (1,), generator=gen))
-        x0 = int(torch.randint(0, max(1, wc - c + 1), (1,), generator=gen))
+        y0, x0 = _random_start(hc, c, gen), _random_start(wc, c, gen)
         ya, xa = max(0, y0 - m), max(0, x0 - m)
         crop = latent[:, :, ya : min(hc, y0 + c) + m, xa : min(wc, x0 + c) + m]
         out = net(crop, (ya, xa)) if positional(net) else net(crop)
@@ -221,8 +220,11 @@ def random_crop(
     a: torch.Tensor, b: torch.Tensor, side: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The same random ``side`` x ``side`` window of two [B, C, H, W] tensors (all of an axis shorter than ``side``)."""
-    h, w = a.shape[-2:]
-    y0 = int(torch.randint(0, max(1, h - side + 1), (1,), generator=gen))
-    x0 = int(torch.randint(0, max(1, w - side + 1), (1,), generator=gen))
+    y0, x0 = _random_start(a.shape[-2], side, gen), _random_start(a.shape[-1], side, gen)
     win = (..., slice(y0, y0 + side), slice(x0, x0 + side))
     return a[win], b[win]
+
+
+def _random_start(extent: int, side: int, gen: torch.Generator) -> int:
+    """Where a window of ``side`` starts along an axis of ``extent`` (0 when it does not fit)."""
+    return int(torch.randint(0, max(1, extent - side + 1), (1,), generator=gen))

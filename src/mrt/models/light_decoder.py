@@ -163,18 +163,19 @@ class LightDecoder(nn.Module):
     def forward(self, latent: torch.Tensor, origin: tuple[int, int] | None = None) -> torch.Tensor:
         """``origin``: the (row, column) of ``latent``'s first cell in the image's latent grid (noise
         decoders; default: (0, 0), or a random place in training mode)."""
-        if self.noise is None:
-            x = self.level8(self.stem(self.clamp(latent)))  # [B, c8, h, w]
-            x = self.level4(self.up4(x))  # [B, c4, 2h, 2w]
-            x = self.level2(self.up2(x))  # [B, c2, 4h, 4w]
-            return self.to_rgb(x)  # [B, 3, 8h, 8w]
-        if origin is None:
+        if self.noise is not None and origin is None:
             origin = tuple(int(v) for v in torch.randint(0, 1 << 14, (2,))) if self.training else (0, 0)  # type: ignore[assignment]
-        oy, ox = origin  # type: ignore[misc]
-        n8, n4, n2 = self.noise
-        x = self.level8(n8(self.stem(self.clamp(latent)), (oy, ox)))  # [B, c8, h, w]
-        x = self.level4(n4(self.up4(x), (2 * oy, 2 * ox)))  # [B, c4, 2h, 2w]
-        x = self.level2(n2(self.up2(x), (4 * oy, 4 * ox)))  # [B, c2, 4h, 4w]
+
+        def noisy(level: int, x: torch.Tensor) -> torch.Tensor:
+            """x plus the noise of level 0, 1, 2 (1/8, 1/4, 1/2 resolution); x itself without noise inputs."""
+            if self.noise is None:
+                return x
+            oy, ox = origin  # type: ignore[misc]
+            return self.noise[level](x, (oy << level, ox << level))
+
+        x = self.level8(noisy(0, self.stem(self.clamp(latent))))  # [B, c8, h, w]
+        x = self.level4(noisy(1, self.up4(x)))  # [B, c4, 2h, 2w]
+        x = self.level2(noisy(2, self.up2(x)))  # [B, c2, 4h, 4w]
         return self.to_rgb(x)  # [B, 3, 8h, 8w]
 
 
