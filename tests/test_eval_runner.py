@@ -168,9 +168,12 @@ def test_load_images_recursive_sorted(image_dir: Path) -> None:
 def test_eval_cli_writes_valid_json_and_csv(mocked: None, image_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     bs = tmp_path / "bitstreams"
+    feats = tmp_path / "features"
     args, mod = _parse(["eval", str(image_dir), "--model", "fake-a", "--model", "fake-b",
-                        "-o", str(out), "--bitstreams", str(bs), "--name", "mrt-test"])
+                        "-o", str(out), "--bitstreams", str(bs), "--name", "mrt-test", "--feature-cache", str(feats)])
     assert mod.run(args) == 0  # type: ignore[attr-defined]
+    # the originals' FID features: one file per image, shared by both models
+    assert len(list((feats / "fid-p64").glob("*.npy"))) == 3
     data = json.loads((out / "mrt-test.json").read_text())
     assert data["name"] == "mrt-test"
     res = data["results"]
@@ -195,6 +198,43 @@ def test_eval_cli_writes_valid_json_and_csv(mocked: None, image_dir: Path, tmp_p
     assert tuple(rows[0].keys()) == CSV_COLUMNS
     assert len(rows) == 6 and {r["codec"] for r in rows} == {"mrt-test"}
     assert all(float(r["bpp"]) > 0 and r["psnr"] for r in rows)
+
+
+def test_originals_fid_features_are_computed_once(image_dir: Path, tmp_path: Path) -> None:
+    """Two rate points and a second run: each original's patch features are computed once, and
+    the FID/KID they give equal those of features computed afresh."""
+    from mrt.eval.cache import FeatureStore
+
+    imgs = load_images([image_dir])
+    calls: list[tuple[int, ...]] = []
+
+    def counting_suite() -> MetricSuite:
+        suite = MetricSuite(["psnr"], fid=True, module=fake_metrics_module())
+        inner = suite.patch_features
+
+        def patch_features(img: np.ndarray) -> np.ndarray:
+            calls.append(img.shape)
+            return inner(img)
+
+        suite.patch_features = patch_features  # type: ignore[method-assign]
+        return suite
+
+    load = fake_codec_module().Codec.load
+    fresh = evaluate_models(["fake-a", "fake-b"], imgs, counting_suite(), loader=load, log=None,
+                            features=FeatureStore(None))
+    assert len(calls) == 3 + 2 * 3  # originals once, reconstructions once per rate point
+    calls.clear()
+    store = tmp_path / "feat"
+    first = evaluate_models(["fake-a", "fake-b"], imgs, counting_suite(), loader=load, log=None,
+                            features=FeatureStore(store))
+    assert len(calls) == 9 and len(list(store.rglob("*.npy"))) == 3
+    calls.clear()
+    again = evaluate_models(["fake-a", "fake-b"], imgs, counting_suite(), loader=load, log=None,
+                            features=FeatureStore(store))
+    assert len(calls) == 2 * 3  # a new run reads the originals' features from disk
+    for rs in (first, again):
+        assert [(p.fid, p.kid) for p in rs.points] == [(p.fid, p.kid) for p in fresh.points]
+    assert all(p.fid is not None and p.fid > 0 for p in fresh.points)
 
 
 def test_eval_without_fid_and_with_unavailable_metrics(image_dir: Path, tmp_path: Path) -> None:

@@ -31,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--reuse-bitstreams", action="store_true",
                    help="decode the files a previous run of the same --name and setting left in --bitstreams "
                    "instead of encoding again (no encode time is recorded for them)")
+    p.add_argument("--feature-cache", type=Path, default=Path("cache/baselines/features"), metavar="DIR",
+                   help="where the original images' FID features are kept, computed once per image "
+                   "(default: %(default)s, shared with mrt baselines' default cache)")
+    p.add_argument("--no-feature-cache", action="store_true",
+                   help="compute the originals' FID features again (kept in memory for this run only)")
     add_metric_args(p)
     from mrt.cli._common import add_refine_options  # noqa: PLC0415
 
@@ -39,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write JSON + CSV."""
+    from mrt.eval.cache import FeatureStore  # noqa: PLC0415
     from mrt.eval.cli_support import dataset_meta, make_suite, set_threads  # noqa: PLC0415
     from mrt.eval.evaluate import evaluate_models  # noqa: PLC0415
     from mrt.eval.images import load_images  # noqa: PLC0415
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     rs = evaluate_models(args.model or [None], images, suite, name=args.name,
                          description=args.description, bitstream_root=broot,
                          dataset=meta["dataset"], loader=None if refine is None else load,
-                         reuse=args.reuse_bitstreams)
+                         reuse=args.reuse_bitstreams,
+                         features=FeatureStore(None if args.no_feature_cache else args.feature_cache))
     if refine is not None:
         rs.meta["refine"] = dataclasses.asdict(refine)
     rs.meta.update(meta)

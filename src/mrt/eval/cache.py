@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import numpy as np
 
 from mrt.io import atomic_write, atomic_write_bytes, atomic_write_text
 
-__all__ = ["BaselineCache", "CacheEntry", "image_hash", "point_key", "record_key"]
+__all__ = ["BaselineCache", "CacheEntry", "FeatureStore", "image_hash", "point_key", "record_key"]
 
 
 def image_hash(img: np.ndarray) -> str:
@@ -91,6 +91,7 @@ class BaselineCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.features = FeatureStore(self.root / "features")
         self._records: dict[str, CacheEntry] = {}
         self._points: dict[str, dict[str, Any]] = {}
         self._n_lines = 0
@@ -172,19 +173,36 @@ class BaselineCache:
         self._points[key] = obj
         self._append(self.root / "points.jsonl", obj)
 
-    # ---- features of original images ------------------------------------------------------
-    def feature_path(self, extractor_id: str, img_hash: str) -> Path:
-        """Where the FID features of an original image are stored."""
-        return self.root / "features" / extractor_id / f"{img_hash}.npy"
 
-    def load_features(self, extractor_id: str, img_hash: str) -> np.ndarray | None:
-        """Cached features or ``None``."""
-        p = self.feature_path(extractor_id, img_hash)
-        return np.load(p) if p.is_file() else None
+class FeatureStore:
+    """FID features of original images, keyed by extractor id and image content hash.
 
-    def save_features(self, extractor_id: str, img_hash: str, feats: np.ndarray) -> None:
-        """Store features (atomically)."""
-        p = self.feature_path(extractor_id, img_hash)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(p, force=True) as fh:
-            np.save(fh, feats)
+    The originals' patch features are the same for every codec and rate point, and computing
+    them is half the cost of FID; they are kept on disk (``<root>/<extractor>/<hash>.npy``,
+    written atomically) and in memory. ``root=None`` keeps them in memory only.
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = None if root is None else Path(root)
+        self._memo: dict[tuple[str, str], np.ndarray] = {}
+
+    def path(self, extractor_id: str, img_hash: str) -> Path | None:
+        """Where the features of one original are stored (``None`` in memory only)."""
+        return None if self.root is None else self.root / extractor_id / f"{img_hash}.npy"
+
+    def get(self, extractor_id: str, img_hash: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The stored features, else ``compute()`` (then stored)."""
+        key = (extractor_id, img_hash)
+        if key in self._memo:
+            return self._memo[key]
+        p = self.path(extractor_id, img_hash)
+        if p is not None and p.is_file():
+            feats = np.load(p)
+        else:
+            feats = np.asarray(compute())
+            if p is not None:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_write(p, force=True) as fh:
+                    np.save(fh, feats)
+        self._memo[key] = feats
+        return feats

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mrt.eval.baselines import bpp_of
+from mrt.eval.cache import FeatureStore
 from mrt.eval.common import EvalError, Log, safe_name, stderr_log
 from mrt.eval.images import LoadedImage, check_recon
 from mrt.eval.schema import ImageRecord, RatePoint, ResultSet, aggregate
@@ -101,6 +102,7 @@ def evaluate_codec(
     bitstream_dir: Path | None = None,
     log: Log | None = stderr_log,
     reuse: bool = False,
+    features: FeatureStore | None = None,
 ) -> tuple[list[ImageRecord], RatePoint]:
     """Code every image with ``codec`` through a real file; return records and the rate point.
 
@@ -110,10 +112,13 @@ def evaluate_codec(
     ``reuse``: decode the files a previous run left in ``bitstream_dir`` instead of encoding again
     (e.g. to add FID to results of a slow encoder); they must be this setting's files of these
     images (a file of another model is refused when decoded; its size must match the image's).
+    ``features``: where the originals' FID features are kept between rate points and runs
+    (computed once per image; in memory for this call when ``None``).
     """
     if not images:
         raise EvalError("no images to evaluate")
     records: list[ImageRecord] = []
+    store = features if features is not None else FeatureStore(None)
     real_f: list[np.ndarray] = []
     fake_f: list[np.ndarray] = []
     with tempfile.TemporaryDirectory(prefix="mrt-eval-") as tmp:
@@ -123,7 +128,7 @@ def evaluate_codec(
             r, rec = _code_one(codec, img, suite, folder, name, setting, reuse and bitstream_dir is not None)
             records.append(r)
             if suite.fid_available:
-                real_f.append(suite.patch_features(img.pixels))
+                real_f.append(store.get(suite.fid_id, img.hash, lambda img=img: suite.patch_features(img.pixels)))
                 fake_f.append(suite.patch_features(rec))
             if log is not None:
                 log(f"[{name} {setting}] {i + 1}/{len(images)} {img.name}: {r.bpp:.4f} bpp"
@@ -153,9 +158,14 @@ def evaluate_models(
     dataset: str = "",
     log: Log | None = stderr_log,
     reuse: bool = False,
+    features: FeatureStore | None = None,
 ) -> ResultSet:
-    """Evaluate MRT models (names or paths; ``None`` = the default model), one rate point each."""
+    """Evaluate MRT models (names or paths; ``None`` = the default model), one rate point each.
+
+    The originals' FID features are computed once for all models (and kept in ``features``).
+    """
     load = loader or _default_loader
+    features = features if features is not None else FeatureStore(None)
     rs = ResultSet(name=name, description=description or "MRT learned codec (file bytes, header included)")
     model_meta = []
     for spec in models:
@@ -163,7 +173,7 @@ def evaluate_models(
         setting = str(getattr(codec, "setting", None) or getattr(codec, "name", None) or spec or "default")
         bdir = bitstream_root / safe_name(setting) if bitstream_root is not None else None
         recs, point = evaluate_codec(codec, images, suite, name=name, setting=setting,
-                                     bitstream_dir=bdir, log=log, reuse=reuse)
+                                     bitstream_dir=bdir, log=log, reuse=reuse, features=features)
         rs.records.extend(recs)
         rs.points.append(point)
         mid = getattr(codec, "model_id", None)

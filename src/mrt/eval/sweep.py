@@ -129,11 +129,8 @@ class _Sweep:
             if missing:
                 self.add_metrics(entry, img, recon, missing)
             if need_fid:
-                real = cache.load_features(suite.fid_id, img.hash)
-                if real is None:
-                    real = suite.patch_features(img.pixels)
-                    cache.save_features(suite.fid_id, img.hash, real)
-                real_f.append(real)
+                real_f.append(cache.features.get(suite.fid_id, img.hash,
+                                                 lambda img=img: suite.patch_features(img.pixels)))
                 fake_f.append(suite.patch_features(recon))
         if need_fid:
             sm = suite.set_metrics(real_f, fake_f)
