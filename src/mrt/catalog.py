@@ -36,6 +36,9 @@ class ModelInfo:
     path: str
     default: bool
     file_id: int  # id of the model file (version-2 files name it, with their tokens per window)
+    # another model earlier on the search path has this name, so the name selects that one;
+    # select this one with ``path#name`` (e.g. an earlier release put on MRT_MODEL_PATH)
+    shadowed: bool = False
 
 
 def _search_path() -> list[Path]:
@@ -77,8 +80,11 @@ def list_models() -> list[ModelInfo]:
     """Every rate variant of every model file on the search path (shipped ones first)."""
     out = []
     default = _default_info()
+    seen: set[str] = set()
     for info in infos():
         for v in info.variants:
+            shadowed = v.name in seen
+            seen.add(v.name)
             out.append(
                 ModelInfo(
                     name=v.name,
@@ -92,6 +98,7 @@ def list_models() -> list[ModelInfo]:
                     path=str(info.path),
                     default=info is default and v.name == info.default_variant,
                     file_id=info.file_id,
+                    shadowed=shadowed,
                 )
             )
     return out

@@ -40,6 +40,8 @@ def _row(info: Any) -> dict[str, Any]:
         "file_size": getattr(info, "file_size", None),
         "description": str(getattr(info, "description", "") or ""),
         "default": bool(getattr(info, "default", False)),
+        "path": str(getattr(info, "path", "") or ""),
+        "shadowed": bool(getattr(info, "shadowed", False)),
     }
 
 
@@ -49,7 +51,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         return "-" if value is None else fmt(value)
 
     return [
-        row["name"] + (" *" if row.get("default") else ""),
+        row["name"] + (" *" if row.get("default") else "") + (" (shadowed)" if row.get("shadowed") else ""),
         row["model_id"],
         opt(row["n_tokens"], str),
         opt(row["bits"], str),
@@ -83,4 +85,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(rows))
         if any(r["default"] for r in rows):
             print("* the default model (used when none is named)")
+        shadowed = [r for r in rows if r["shadowed"]]
+        if shadowed:
+            r = shadowed[0]
+            print(f"(shadowed) a model earlier on the search path has the same name; select it by its file, "
+                  f"e.g. --model {r['path']}#{r['name']} (paths: --json)")
     return 0
