@@ -177,3 +177,49 @@ def test_missing_inputs_exit_with_the_status_of_their_kind(tmp_path: Path, env_m
     assert main(["compress", str(tmp_path / "none.png"), "--model", str(env_model)]) == 3
     assert main(["decompress", str(tmp_path / "none.mrt")]) == 4
     assert main(["info", str(tmp_path / "none.mrt")]) == 4
+
+
+def test_models_marks_a_name_shadowed_by_an_earlier_file(tiny_model_file: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Two model files with the same variant names (say, an earlier release on MRT_MODEL_PATH):
+    the name selects the first on the search path, the second is listed as shadowed with the
+    ``path#name`` that selects it, and that spec does select it."""
+    from mrt.catalog import resolve
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "tiny.mrtm").write_bytes(tiny_model_file.read_bytes())
+    monkeypatch.setenv("MRT_MODEL_PATH", os.pathsep.join([str(first), str(second)]))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("tiny-k")]
+    assert [r.split()[0] for r in rows] == ["tiny-k4", "tiny-k8", "tiny-k4", "tiny-k8"]
+    assert ["(shadowed)" in r for r in rows] == [False, False, True, True]
+    assert f"--model {second / 'tiny.mrtm'}#tiny-k4" in out
+    assert main(["models", "--json"]) == 0
+    js = [r for r in json.loads(capsys.readouterr().out) if r["name"].startswith("tiny-k")]
+    assert [(Path(r["path"]).parent.name, r["shadowed"]) for r in js] == [
+        ("a", False), ("a", False), ("b", True), ("b", True)]
+    assert resolve("tiny-k4") == (first / "tiny.mrtm", "tiny-k4")
+    assert resolve(f"{second / 'tiny.mrtm'}#tiny-k4") == (second / "tiny.mrtm", "tiny-k4")
+
+
+def test_compare_releases_script_draws_one_figure_per_image(tiny_model_file: Path, tmp_path: Path) -> None:
+    """scripts/compare_releases.py: real files of each model, one JPEG per image; a bad spec exits
+    non-zero with a message and writes nothing."""
+    src = tmp_path / "img.png"
+    Image.fromarray(structured_image(64, 96)).save(src)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_releases.py"
+    out = tmp_path / "fig"
+    run = subprocess.run([sys.executable, str(script), str(src), "--threads", "1", "--jpeg", "85",
+                          "--model", f"k4={tiny_model_file}#tiny-k4", "--model", f"k8={tiny_model_file}#tiny-k8",
+                          "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    fig = Image.open(out / "img.jpg")
+    assert fig.format == "JPEG" and fig.width > 3 * 96 and not (out / "img.png").exists()
+    bad = subprocess.run([sys.executable, str(script), str(src), "--model", f"x={tmp_path / 'none.mrtm'}",
+                          "-o", str(tmp_path / "fig2")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "model file not found" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "fig2").exists()
