@@ -26,8 +26,9 @@ DATA = Path(__file__).parent / "data"
 GOLDEN_V2 = DATA / "golden_v2_mrt-s_k5.mrt"
 GOLDEN_V1 = DATA / "golden_v1_mrt-s-k16.mrt"
 INPUT = DATA / "golden_input.png"
+DECODED_V2 = DATA / "golden_v2_decoded.png"  # GOLDEN_V2 decoded (fp32) where its float32 tables match
 FILE_SHA256_16 = "23b1a4b8d1fd71b4"
-DECODED_SHA256 = "b7d2dcc5281fdc332c1dd73b35f8f5754e4331fc2e2013cc156118876ec71bc8"
+DECODED_SHA256 = "b7d2dcc5281fdc332c1dd73b35f8f5754e4331fc2e2013cc156118876ec71bc8"  # on the AVX2 writer
 BITS_SHA256_16 = "ab21bcebdbabb4e1"  # decoded token bits as uint8 [1, 2, 5, 16]
 V1_DECODED_SHA256 = "880ac8cf8b5f5ed0597569aee9891f8ca7ce73776fbce2a971ad75769a922ce2"  # test_codec_golden
 MRT_S_FILE_ID = 0x5730AF  # model_id(config, weights sha256) of src/mrt/weights/mrt-s.mrtm
@@ -51,7 +52,14 @@ def test_golden_v2_file_decodes_to_the_recorded_image_or_is_refused(one_thread: 
     out = decode_legacy(data)  # finds the model file by its id, whatever variant is the default
     if out is None:  # this machine's float32 tables differ from the writer's
         return
-    assert out.shape == (96, 136, 3) and _sha(out.tobytes()) == DECODED_SHA256
+    # Pixels against a reference with the v4 golden test's tolerance, not a hash: the float32
+    # decoder's last bits depend on the CPU's kernels (the sha256 recorded on the AVX2 writer,
+    # DECODED_SHA256, differs on an AVX-512 AMD EPYC whose float32 tables match the writer's).
+    # The reference was decoded on that EPYC machine (eighth session).
+    assert out.shape == (96, 136, 3)
+    ref = load_image(DECODED_V2)
+    diff = np.abs(out.astype(np.int16) - ref.astype(np.int16))
+    assert diff.max() <= 1 and diff.mean() < 0.05, (diff.max(), diff.mean(), _sha(out.tobytes()) == DECODED_SHA256)
     for name in ("mrt-s-k8", "mrt-s-k16", "mrt-s-k32"):  # every variant of the file decodes it
         bits, h, w = Codec.load(name).decode_symbols(data)
         assert (h, w) == (96, 136) and bits.shape == (1, 2, 5, 16)
