@@ -4,7 +4,7 @@
 Each model is given as ``LABEL=SPEC`` where SPEC is what ``--model`` takes (a name, or
 ``file.mrtm#variant`` for a model file outside the search path, such as an earlier release from
 ``git show REV:src/mrt/weights/mrt-s2.mrtm``). Every image is really compressed and decompressed;
-each panel's label carries its file's bpp. One PNG per image::
+each panel's label carries its file's bpp. One PNG (or JPEG, ``--jpeg Q``) per image::
 
     python scripts/compare_releases.py ../shared/data/kodak/kodim23.png \
         --model "second release k16=/tmp/old.mrtm#mrt-s2-k16" --model "third release k16=mrt-s2-k16" \
@@ -14,18 +14,16 @@ each panel's label carries its file's bpp. One PNG per image::
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from mrt.codec import Codec
 from mrt.errors import MRTError
 from mrt.eval.baselines import bpp_of
 from mrt.eval.plots import Panel, plot_visual
-from mrt.io import atomic_write_bytes, load_image
+from mrt.io import load_image
 
 
 def _parse_model(text: str) -> tuple[str, str]:
@@ -56,15 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                 data = codec.compress(pixels)
                 bpp = bpp_of(len(data), pixels.shape[0], pixels.shape[1])
                 panels.append(Panel(f"{label}\n{bpp:.4f} bpp", codec.decompress(data)))
-            out = plot_visual(panels, args.out / f"{path.stem}.png", crop=crop,  # type: ignore[arg-type]
-                              title=path.name)
-            if args.jpeg is not None:
-                jpg, buf = out.with_suffix(".jpg"), io.BytesIO()
-                with Image.open(out) as png:
-                    png.convert("RGB").save(buf, format="JPEG", quality=args.jpeg)
-                atomic_write_bytes(jpg, buf.getvalue())
-                out.unlink()
-                out = jpg
+            suffix = ".png" if args.jpeg is None else ".jpg"
+            out = plot_visual(panels, args.out / f"{path.stem}{suffix}", crop=crop,  # type: ignore[arg-type]
+                              title=path.name, jpeg_quality=args.jpeg)
             print(out)
     except (MRTError, OSError) as exc:
         print(f"compare_releases: error: {exc}", file=sys.stderr)

@@ -130,10 +130,13 @@ def plot_visual(
     crop: tuple[int, int, int, int] | None = None,
     title: str = "",
     tile_inches: float = 3.0,
+    jpeg_quality: int | None = None,
 ) -> Path:
-    """Side-by-side crops (same region ``(x, y, w, h)`` of every panel) saved as a PNG.
+    """Side-by-side crops (same region ``(x, y, w, h)`` of every panel) saved as ``out``.
 
-    ``crop`` defaults to the centre 512 x 320 pixels (or the whole image when smaller).
+    The format follows ``out``'s extension (PNG for the report; ``.jpg`` with ``jpeg_quality``
+    for a figure a tenth of the size). ``crop`` defaults to the centre 512 x 320 pixels (or the
+    whole image when smaller).
     """
     if not panels:
         raise ValueError("no panels to plot")
@@ -160,6 +163,6 @@ def plot_visual(
     fig.tight_layout(h_pad=1.2)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    fig.savefig(out, pil_kwargs=None if jpeg_quality is None else {"quality": jpeg_quality})
     plt.close(fig)
     return out
