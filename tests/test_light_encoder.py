@@ -190,3 +190,25 @@ def test_stage2_encoder_only_freezes_the_decoder_side() -> None:
     with pytest.raises(ConfigError, match="train_decoder: false needs task_args.train_encoder"):
         TrainConfig.from_dict({"task": "stage2", "model": tiny_config().to_dict(),
                                "task_args": {"train_decoder": False}})
+
+
+def test_stage2_rate_to_encoder_lets_only_the_rate_reach_the_encoder() -> None:
+    """``rate_to_encoder`` in stage 2: with the rate as the only loss term, the encoder gets a
+    gradient only when asked (before, stage 2 ignored the flag); it needs ``train_encoder``."""
+    from mrt.errors import ConfigError
+    from mrt.train.config import TrainConfig
+    from mrt.train.tasks import Stage2Task
+
+    def encoder_grad(rate_to_encoder: bool) -> float:
+        torch.manual_seed(0)
+        task = Stage2Task(tiny_config(), TaskArgs(init_taef2=False, w_latent=0.0, w_rate=1.0, train_encoder=True,
+                                                  rate_to_encoder=rate_to_encoder))
+        out = task.train()(Batch(pixels=torch.rand(2, 3, 64, 64), latents=torch.randn(2, 32, 8, 8)), 0)
+        out.total.backward()
+        return sum(float(p.grad.abs().sum()) for p in task.model.encoder.parameters() if p.grad is not None)
+
+    assert encoder_grad(False) == 0.0
+    assert encoder_grad(True) > 0.0
+    with pytest.raises(ConfigError, match="rate_to_encoder: true needs task_args.train_encoder"):
+        TrainConfig.from_dict({"task": "stage2", "model": tiny_config().to_dict(),
+                               "task_args": {"rate_to_encoder": True}})

@@ -126,7 +126,7 @@ class TaskArgs:
     train_decoder: bool = True  # stage 2: False freezes the RCM, MRT decoder and generator: only the encoder learns (an amortised token search, mrt.refine; needs train_encoder)
     encode_from_pixels: bool = False  # stage 2: the encoder reads the model's own (frozen) analysis of the crop, not the cached TAEF2 latent
     train_latent_decoder: bool = True  # stage 1: train the generator's latent decoder with the MRT
-    rate_to_encoder: bool = False  # let the rate gradient reach the encoder (through LFQ's straight-through)
+    rate_to_encoder: bool = False  # stages 1 and 2 (with train_encoder): let the rate gradient reach the encoder (through LFQ's straight-through)
     teacher: str | None = None  # distill_light / distill_analysis: model file distilled from (None: random, tests)
     w_l1: float = 1.0  # distill_light: L1 to the teacher's RGB
     w_mse: float = 0.0  # distill_light: MSE to the teacher's RGB
@@ -191,6 +191,8 @@ class TrainConfig:
             (r.time_limit_s is None or r.time_limit_s > 0, f"run.time_limit_s must be > 0 or null, got {r.time_limit_s}"),
             (self.task_args.train_decoder or self.task_args.train_encoder,
              "task_args.train_decoder: false needs task_args.train_encoder: true (nothing would train)"),
+            (self.task != "stage2" or self.task_args.train_encoder or not self.task_args.rate_to_encoder,
+             "task_args.rate_to_encoder: true needs task_args.train_encoder: true in stage 2 (the encoder is frozen)"),
         ]
         for ok, msg in checks:
             if not ok:

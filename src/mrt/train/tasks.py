@@ -275,7 +275,8 @@ class Stage2Task(_CodecTask):
             assert batch.pixels is not None, "task_args.encode_from_pixels needs data.with_pixels: true"
             with torch.no_grad():
                 source = self.model.analysis(batch.pixels).float()  # [B, 32, H/8, W/8]
-        out = self.model(source, k, with_pixels=pixel_terms, rate_steps=self.rate_steps(step), train_encoder=self.args.train_encoder)
+        out = self.model(source, k, with_pixels=pixel_terms, rate_steps=self.rate_steps(step),
+                         train_encoder=self.args.train_encoder, rate_to_encoder=self.args.rate_to_encoder)
         preview = self.preview_loss(out, batch)
         latent_mse = F.mse_loss(out.latent_pred.float(), latents)
         bpp = out.bpp
