@@ -6,6 +6,7 @@ has no side effect on an interactive session.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mrt.eval.schema import ResultSet
+from mrt.io import atomic_write_bytes
 from mrt.metrics.registry import metric_names, metric_spec
 
 __all__ = ["Panel", "plot_rd", "plot_rd_all", "plot_visual"]
@@ -91,11 +93,7 @@ def plot_rd(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save_figure(fig, out)
 
 
 def plot_rd_all(
@@ -161,8 +159,16 @@ def plot_visual(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(h_pad=1.2)
+    return _save_figure(fig, out, None if jpeg_quality is None else {"quality": jpeg_quality})
+
+
+def _save_figure(fig: Any, out: str | Path, pil_kwargs: dict[str, Any] | None = None) -> Path:
+    """Render ``fig`` in the format of ``out``'s extension, write it atomically (an interrupted
+    report leaves no partial figure) and close it."""
     out = Path(out)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=out.suffix.lstrip(".").lower() or "png", pil_kwargs=pil_kwargs)
+    _pyplot().close(fig)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, pil_kwargs=None if jpeg_quality is None else {"quality": jpeg_quality})
-    plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue(), force=True)
     return out
