@@ -1,7 +1,7 @@
 """The quality ladder on Kodak -> docs/results/ladder.md (issue 11; rungs in mrt.eval.ladder).
 
     .venv/bin/python benchmarks/quality_ladder.py                       # the default family (mrt-s2), all of Kodak
-    .venv/bin/python benchmarks/quality_ladder.py --family mrt-s --out docs/results/ladder_mrt-s.md
+    .venv/bin/python benchmarks/quality_ladder.py --family mrt-s       # -> docs/results/ladder_mrt-s.md
     .venv/bin/python benchmarks/quality_ladder.py --limit 4 --out /tmp/ladder.md
     .venv/bin/python benchmarks/quality_ladder.py --stage0 runs/stage0   # adds the stage-0 rungs
 
@@ -44,17 +44,22 @@ def _coder(codec: Codec) -> Callable[[np.ndarray], tuple[bytes, np.ndarray]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/kodak")
-    ap.add_argument("--family", default=DEFAULT_FAMILY, help="model family; its variants give the file rungs (default: the shipped default)")
+    ap.add_argument("--family", default=DEFAULT_FAMILY,
+                    help="model family; its variants give the file rungs (default: the shipped default)")
     ap.add_argument("--taef2", default="../shared/pretrained/taef2", help="TAEF2 weights folder ('' to skip)")
     ap.add_argument("--stage0", default="", help="stage-0 checkpoint or run folder (adds the stage-0 rungs)")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=None, help="per-image scores (default: runs/ladder/FAMILY.json)")
-    ap.add_argument("--out", type=Path, default=Path("docs/results/ladder.md"))
+    ap.add_argument("--out", type=Path, default=None,
+                    help="markdown table (default: docs/results/ladder.md for the default family, else ladder_FAMILY.md)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.cache is None:
         args.cache = Path("runs/ladder") / f"{args.family}.json"
+    if args.out is None:
+        stem = "ladder" if args.family == DEFAULT_FAMILY else f"ladder_{args.family}"
+        args.out = Path("docs/results") / f"{stem}.md"
 
     variants = [m for m in list_models() if Path(m.path).stem == args.family]
     if not variants:
