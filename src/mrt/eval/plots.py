@@ -167,8 +167,10 @@ def _save_figure(fig: Any, out: str | Path, pil_kwargs: dict[str, Any] | None = 
     report leaves no partial figure) and close it."""
     out = Path(out)
     buf = io.BytesIO()
-    fig.savefig(buf, format=out.suffix.lstrip(".").lower() or "png", pil_kwargs=pil_kwargs)
-    _pyplot().close(fig)
+    try:
+        fig.savefig(buf, format=out.suffix.lstrip(".").lower() or "png", pil_kwargs=pil_kwargs)
+    finally:
+        _pyplot().close(fig)  # also when rendering fails (an unknown extension): no figure left open
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, buf.getvalue(), force=True)
     return out
