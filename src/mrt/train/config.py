@@ -119,6 +119,7 @@ class TaskArgs:
     adv_ramp: int = 0  # the generator term's weight rises linearly from 0 to w_adv over this many steps from adv_start
     disc: str = "patch"  # patch (from scratch) | features (frozen EfficientNet-Lite1 + trainable heads)
     disc_width: int = 64  # channels of the patch discriminator / of each feature-discriminator head
+    loss_pack: str = ""  # compact LPIPS-alex / DISTS / EfficientNet-Lite1 weights for the losses (mrt.train.loss_pack; leased machines); "" = the verified metric weights
     k_choices: list[int] = field(default_factory=list)  # tokens per window sampled per step ([] = all)
     rate_steps: int = 0  # RCM steps evaluated per training step (0 = all; else a random subset, rescaled)
     train_rgb_decoder: bool = False  # stage 0/2: fine-tune the TAEF2-architecture RGB decoder

@@ -43,6 +43,10 @@ def _psnr_log(mse: torch.Tensor) -> float:
 def _perceptual(args: TaskArgs) -> tuple[nn.Module | None, nn.Module | None]:
     """LPIPS-alex and DISTS modules when their weights are used (lazily imported: heavy)."""
     lpips = dists = None
+    if args.loss_pack and (args.w_lpips > 0 or args.w_dists > 0):
+        from mrt.train.loss_pack import perceptual_from_pack
+
+        return perceptual_from_pack(args.loss_pack, lpips=args.w_lpips > 0, dists=args.w_dists > 0)
     if args.w_lpips > 0:
         from mrt.metrics import LPIPS
 
@@ -71,7 +75,13 @@ def _discriminator(args: TaskArgs) -> nn.Module | None:
         if args.disc_width <= 0 or args.disc_width % 8:
             raise ConfigError(f"task_args.disc_width must be a positive multiple of 8, got {args.disc_width}")
 
-        return FeatureDiscriminator(args.disc_width)
+        if not args.loss_pack:
+            return FeatureDiscriminator(args.disc_width)
+        from mrt.train.loss_pack import load_lite1_from_pack
+
+        disc = FeatureDiscriminator(args.disc_width, pretrained=False)
+        load_lite1_from_pack(disc.backbone, args.loss_pack)
+        return disc
     from mrt.models.discriminator import PatchDiscriminator
 
     return PatchDiscriminator(args.disc_width)
