@@ -2,7 +2,7 @@
 # Time-boxed fine-tuning of a shipped family on a leased GPU (or, for a dry run, the CPU): build
 # the cache from a packed image folder, train, and leave weights-only checkpoints + logs in $OUT.
 #
-#   RECIPE=light PACK=gpu_pack OUT=/tmp/out T2=480 B2=16 LR2=1e-4 bash scripts/train_gpu.sh   # mrt-s2 (default)
+#   RECIPE=light PACK=gpu_pack OUT=/tmp/out T2=420 B2=16 LR2=1e-4 bash scripts/train_gpu.sh   # mrt-s2 (default)
 #   RECIPE=mrt-s PACK=gpu_pack OUT=/tmp/out T1=180 T2=220 bash scripts/train_gpu.sh
 #
 # RECIPE=light (the shipped mrt-s2 family): stage 2 of configs/stage2_light.yaml from INIT (default
