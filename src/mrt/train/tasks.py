@@ -41,7 +41,8 @@ def _psnr_log(mse: torch.Tensor) -> float:
 
 
 def _perceptual(args: TaskArgs) -> tuple[nn.Module | None, nn.Module | None]:
-    """LPIPS-alex and DISTS modules when their weights are used (lazily imported: heavy)."""
+    """LPIPS-alex and DISTS modules when their weights are used (lazily imported: heavy), built from
+    ``task_args.loss_pack`` when one is given (leased machines), else from the verified metric weights."""
     lpips = dists = None
     if args.loss_pack and (args.w_lpips > 0 or args.w_dists > 0):
         from mrt.train.loss_pack import perceptual_from_pack
