@@ -36,6 +36,7 @@ STAGES=${STAGES:-"1 2"}  # mrt-s: "2" = stage 2 only, initialised from INIT
 W_ADV=${W_ADV:-0.1}      # light: the adversarial term
 ADV_START=${ADV_START:-20}
 ADV_RAMP=${ADV_RAMP:-80}
+EXTRA2=${EXTRA2:-}       # light: more stage-2 overrides, space-separated (e.g. "task_args.train_encoder=true")
 PY=${PY:-python3}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MRT_CACHE=$(cd "$PACK" && pwd)/mrtcache
 mkdir -p "$OUT" "$WORK"
@@ -57,7 +58,7 @@ $PY -m mrt.train configs/stage2_light.yaml "${common[@]}" run.out_dir="$WORK/sta
     run.bf16=true run.threads=0 data.batch_size="$B2" optim.lr="$LR2" optim.warmup_steps=50 \
     model.target.light_noise=true task_args.w_adv="$W_ADV" task_args.adv_start="$ADV_START" \
     task_args.adv_ramp="$ADV_RAMP" task_args.disc=features task_args.disc_width=64 \
-    task_args.loss_pack="$PACK/loss_pack.safetensors" 2>&1 | tee "$OUT/stage2.log"
+    task_args.loss_pack="$PACK/loss_pack.safetensors" $EXTRA2 2>&1 | tee "$OUT/stage2.log"
 $PY -c "import torch; from mrt.train.checkpoint import slim_checkpoint as s; s('$WORK/stage2', '$OUT/stage2_slim.pt', dtype=torch.float16)"
 cp "$WORK/stage2/metrics.csv" "$OUT/stage2_metrics.csv"
 echo "== $(date -u +%T) done"
