@@ -21,7 +21,7 @@ OUT=${OUT:?set OUT}
 WORK=${WORK:-/tmp/mrt_gpu}
 DEVICE=${DEVICE:-cuda}
 case "$RECIPE" in
-  light) INIT=${INIT:-src/mrt/weights/mrt-s2.mrtm} ;;
+  light) INIT=${INIT:-src/mrt/weights/mrt-s2.mrtm}; LR2=${LR2:-1e-4} ;;  # 2e-4 was no better on the CPU (experiments.md)
   mrt-s) INIT=${INIT:-src/mrt/weights/mrt-s.mrtm} ;;
   *) echo "RECIPE must be light or mrt-s" >&2; exit 2 ;;
 esac
