@@ -16,7 +16,8 @@ case "${1:-}" in
       mkdir -p "$STASH/$(dirname "$p")"
       mv "$p" "$STASH/$p"
     done
-    echo "moved aside: ${paths[*]}" ;;
+    echo "moved aside: ${paths[*]}"
+    echo "run '$0 back' after the device call, before any commit (git now sees them as deleted)" ;;
   back)
     for p in "${paths[@]}"; do
       [ -e "$STASH/$p" ] || continue
