@@ -95,6 +95,10 @@ def test_not_a_pack_and_mismatched_networks_are_refused(tmp_path: Path) -> None:
     save_file({"a": torch.zeros(2)}, str(other), metadata={"format": "something else"})
     with pytest.raises(ModelError, match="not a loss pack"):
         perceptual_from_pack(other)
+    broken = tmp_path / "broken.safetensors"
+    save_file({"a": torch.zeros(2)}, str(broken), metadata={"format": "mrt-loss-pack/1"})
+    with pytest.raises(ModelError, match="without valid parts"):
+        read_pack_info(broken)
     path = tmp_path / "pack.safetensors"
     _random_pack(path)
     with pytest.raises(ValueError, match="unknown loss-pack part"):

@@ -137,7 +137,11 @@ def read_pack_info(path: str | Path) -> LossPackInfo:
         raise ModelError(f"{path} is not a loss pack ({e})") from None
     if meta.get("format") != PACK_FORMAT:
         raise ModelError(f"{path} is not a loss pack of format {PACK_FORMAT} (found {meta.get('format')!r})")
-    return LossPackInfo(meta["format"], tuple(json.loads(meta["parts"])), json.loads(meta["sources"]))
+    try:
+        parts, sources = json.loads(meta["parts"]), json.loads(meta["sources"])
+    except (KeyError, ValueError):
+        raise ModelError(f"{path}: loss pack metadata without valid parts/sources") from None
+    return LossPackInfo(meta["format"], tuple(parts), dict(sources))
 
 
 def read_pack_part(path: str | Path, part: str) -> dict[str, Tensor]:
