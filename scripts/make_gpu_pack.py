@@ -7,7 +7,7 @@ PACK/taef2/ (the two TAEF2 weight files), and the loss weights of the recipe:
 
 - ``--recipe light`` (default; the shipped ``mrt-s2`` family, ``configs/stage2_light.yaml``):
   PACK/loss_pack.safetensors, the compact LPIPS-alex + DISTS + EfficientNet-Lite1 weights of
-  ``mrt.train.loss_pack`` (27 MB), read through ``task_args.loss_pack``;
+  ``mrt.train.loss_pack`` (29 MB), read through ``task_args.loss_pack``;
 - ``--recipe mrt-s`` (the previous family, ``configs/stage1.yaml`` + ``configs/stage2.yaml``):
   PACK/mrtcache/metrics/lpips_alex.safetensors.
 
