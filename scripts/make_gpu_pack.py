@@ -64,7 +64,7 @@ def travelling_bytes(exclude: list[str]) -> int:
     return total
 
 
-def write_loss_pack_file(dest: Path) -> int:
+def write_loss_pack_file(dest: Path) -> None:
     """The light recipe's loss weights (LPIPS-alex, DISTS, EfficientNet-Lite1) as one compact pack."""
     from mrt.io.files import sha256_file
     from mrt.metrics import DISTS, LPIPS
@@ -76,7 +76,6 @@ def write_loss_pack_file(dest: Path) -> int:
                (weight_path("lpips_alex"), weight_path("lpips_vgg"), weight_path("dists"), lite1_weights_path())}
     write_loss_pack(dest, lpips=LPIPS("alex"), dists=DISTS(), lite1=FeatureDiscriminator().backbone,
                     sources=sources, force=True)
-    return dest.stat().st_size
 
 
 def main() -> int:

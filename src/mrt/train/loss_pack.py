@@ -77,12 +77,12 @@ def dequantize_int8(q: Tensor, scale: Tensor) -> Tensor:
     return q.float() * scale.view(-1, *([1] * (q.dim() - 1)))
 
 
-def _frozen_tensors(module: nn.Module) -> dict[str, Tensor]:
-    """The frozen weights a loss network is made of: its parameters and (for buffer-backed
-    networks such as the folded EfficientNet-Lite1) its buffers, by name."""
-    out = {n: p.detach() for n, p in module.named_parameters()}
-    out.update({n: b.detach() for n, b in module.named_buffers() if n not in out})
-    return out
+def _weights_of(part: str, module: nn.Module) -> dict[str, Tensor]:
+    """What a part is made of: LPIPS/DISTS their parameters (what ``FrozenMetric.load_weights``
+    loads; their constant buffers come from the code), the folded EfficientNet-Lite1 its buffers
+    (it has no parameters)."""
+    named = module.named_buffers() if part == "lite1" else module.named_parameters()
+    return {n: t.detach() for n, t in named}
 
 
 def _pack_tensors(prefix: str, tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -116,7 +116,7 @@ def write_loss_pack(
 
     tensors: dict[str, Tensor] = {}
     for prefix, module in zip(PARTS, (lpips, dists, lite1)):
-        tensors.update(_pack_tensors(prefix, _frozen_tensors(module)))
+        tensors.update(_pack_tensors(prefix, _weights_of(prefix, module)))
     info = LossPackInfo(PACK_FORMAT, PARTS, dict(sorted(sources.items())))
     meta = {"format": info.format, "parts": json.dumps(list(info.parts)), "sources": json.dumps(info.sources)}
     atomic_write_bytes(Path(path), save(tensors, metadata=meta), force=force)
@@ -165,17 +165,12 @@ def read_pack_part(path: str | Path, part: str) -> dict[str, Tensor]:
     return out
 
 
-def _load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str) -> None:
-    own = _frozen_tensors(module)
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ModelError(f"loss pack {what}: missing {missing[:4]}, unexpected {unexpected[:4]}")
-    named = dict(module.named_parameters()) | dict(module.named_buffers())
-    with torch.no_grad():
-        for name, t in state.items():
-            if named[name].shape != t.shape:
-                raise ModelError(f"loss pack {what}: {name} has shape {tuple(t.shape)}, expected {tuple(named[name].shape)}")
-            named[name].copy_(t)
+def _load_metric(module: nn.Module, path: str | Path, part: str) -> None:
+    """Strict copy of a pack part into a frozen metric's parameters (``FrozenMetric.load_weights``)."""
+    try:
+        module.load_weights(read_pack_part(path, part))  # type: ignore[operator]
+    except ValueError as e:
+        raise ModelError(f"loss pack {part}: {e}") from None
 
 
 def perceptual_from_pack(path: str | Path, lpips: bool = True, dists: bool = True) -> tuple[nn.Module | None, nn.Module | None]:
@@ -185,15 +180,24 @@ def perceptual_from_pack(path: str | Path, lpips: bool = True, dists: bool = Tru
     lp = ds = None
     if lpips:
         lp = LPIPS(net="alex", pretrained=False)
-        _load_strict(lp, read_pack_part(path, "lpips_alex"), "lpips_alex")
+        _load_metric(lp, path, "lpips_alex")
         lp.freeze()
     if dists:
         ds = DISTS(pretrained=False)
-        _load_strict(ds, read_pack_part(path, "dists"), "dists")
+        _load_metric(ds, path, "dists")
         ds.freeze()
     return lp, ds
 
 
 def load_lite1_from_pack(backbone: nn.Module, path: str | Path) -> None:
-    """Copy a pack's folded EfficientNet-Lite1 weights into ``backbone`` (strict)."""
-    _load_strict(backbone, read_pack_part(path, "lite1"), "lite1")
+    """Copy a pack's folded EfficientNet-Lite1 weights into ``backbone``'s buffers (strict)."""
+    state = read_pack_part(path, "lite1")
+    own = dict(backbone.named_buffers())
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ModelError(f"loss pack lite1: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    with torch.no_grad():
+        for name, t in state.items():
+            if own[name].shape != t.shape:
+                raise ModelError(f"loss pack lite1: {name} has shape {tuple(t.shape)}, expected {tuple(own[name].shape)}")
+            own[name].copy_(t)
