@@ -103,7 +103,7 @@ def test_not_a_pack_and_mismatched_networks_are_refused(tmp_path: Path) -> None:
     _random_pack(path)
     with pytest.raises(ValueError, match="unknown loss-pack part"):
         read_pack_part(path, "vgg")
-    with pytest.raises(ModelError, match="loss pack lite1: missing"):
+    with pytest.raises(ModelError, match="loss pack lite1: weight names differ: missing"):
         load_lite1_from_pack(torch.nn.Conv2d(3, 3, 1), path)
     with pytest.raises(OutputExistsError):
         _random_pack(path)  # no silent overwrite

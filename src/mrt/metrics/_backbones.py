@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ALEX_CHANNELS", "VGG_CHANNELS", "AlexFeatures", "FrozenMetric", "L2Pool", "VGG16Features"]
+__all__ = ["ALEX_CHANNELS", "VGG_CHANNELS", "AlexFeatures", "FrozenMetric", "L2Pool", "VGG16Features", "copy_named_tensors"]
 
 ALEX_CHANNELS: tuple[int, ...] = (64, 192, 384, 256, 256)
 VGG_CHANNELS: tuple[int, ...] = (64, 128, 256, 512, 512)
@@ -114,6 +114,20 @@ class VGG16Features(nn.Module):
         return taps
 
 
+def copy_named_tensors(own: Mapping[str, Tensor], state: Mapping[str, Tensor]) -> None:
+    """Copy ``state`` into the tensors ``own`` (by name), which must have exactly the same names and
+    shapes (``ValueError`` otherwise)."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"weight names differ: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    with torch.no_grad():
+        for name, t in state.items():
+            if own[name].shape != t.shape:
+                raise ValueError(f"{name}: shape {tuple(t.shape)} != {tuple(own[name].shape)}")
+            own[name].copy_(t)
+
+
 class FrozenMetric(nn.Module):
     """Base for metric modules used as losses: always in eval mode, weights frozen.
 
@@ -152,16 +166,7 @@ class FrozenMetric(nn.Module):
 
     def load_weights(self, state: Mapping[str, Tensor]) -> None:
         """Copy tensors into the parameters with exactly these names (strict)."""
-        own = dict(self.named_parameters())
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"weight names differ: missing {missing[:4]}, unexpected {unexpected[:4]}")
-        with torch.no_grad():
-            for name, t in state.items():
-                if own[name].shape != t.shape:
-                    raise ValueError(f"{name}: shape {tuple(t.shape)} != {tuple(own[name].shape)}")
-                own[name].copy_(t)
+        copy_named_tensors(dict(self.named_parameters()), state)
 
 
 def _drop_own_state(module: nn.Module, state_dict: dict[str, Tensor], prefix: str, local_metadata: dict) -> None:

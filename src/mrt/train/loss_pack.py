@@ -191,13 +191,9 @@ def perceptual_from_pack(path: str | Path, lpips: bool = True, dists: bool = Tru
 
 def load_lite1_from_pack(backbone: nn.Module, path: str | Path) -> None:
     """Copy a pack's folded EfficientNet-Lite1 weights into ``backbone``'s buffers (strict)."""
-    state = read_pack_part(path, "lite1")
-    own = dict(backbone.named_buffers())
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ModelError(f"loss pack lite1: missing {missing[:4]}, unexpected {unexpected[:4]}")
-    with torch.no_grad():
-        for name, t in state.items():
-            if own[name].shape != t.shape:
-                raise ModelError(f"loss pack lite1: {name} has shape {tuple(t.shape)}, expected {tuple(own[name].shape)}")
-            own[name].copy_(t)
+    from mrt.metrics._backbones import copy_named_tensors
+
+    try:
+        copy_named_tensors(dict(backbone.named_buffers()), read_pack_part(path, "lite1"))
+    except ValueError as e:
+        raise ModelError(f"loss pack lite1: {e}") from None
